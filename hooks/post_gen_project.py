@@ -1,0 +1,63 @@
+"""Finish the generated project: keep the files of the chosen framework, fix up paths, say what next."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+FRAMEWORK = {{ cookiecutter.model_framework | tojson }}
+FRAMEWORKS = ("sklearn", "pytorch")
+DVC_REMOTE = {{ cookiecutter.dvc_remote_url | tojson }}
+PROJECT = {{ cookiecutter.project | tojson }}
+
+
+def choose_variants(root: Path, chosen: str) -> None:
+    """`name.<framework>.ext` becomes `name.ext` for the chosen framework; the others are removed."""
+    for path in sorted(root.rglob("*")):
+        parts = path.name.split(".")
+        if len(parts) < 3 or parts[-2] not in FRAMEWORKS or not path.is_file():
+            continue
+        if parts[-2] == chosen:
+            path.rename(path.with_name(".".join(parts[:-2] + parts[-1:])))
+        else:
+            path.unlink()
+    if chosen != "pytorch":
+        (root / "requirements" / "torch.txt").unlink()
+
+
+def point_dvc_remote(root: Path, url: str) -> None:
+    """DVC reads a relative remote path from .dvc/; the value given is relative to the project."""
+    if urlparse(url).scheme or Path(url).is_absolute():
+        return
+    config = root / ".dvc" / "config"
+    config.write_text(config.read_text().replace(f"url = {url}\n", f"url = ../{url}\n"))
+
+
+def init_git(root: Path) -> None:
+    """DVC needs git; start a repository unless the project already sits inside one."""
+    if shutil.which("git") is None:
+        return
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True)
+    if inside.returncode != 0:
+        subprocess.run(["git", "init", "--quiet", "--initial-branch=main"], cwd=root, check=True)
+
+
+def main() -> None:
+    root = Path.cwd()
+    choose_variants(root, FRAMEWORK)
+    point_dvc_remote(root, DVC_REMOTE)
+    init_git(root)
+    print(
+        f"\nCreated {root}\nNext:\n"
+        f"  cd {PROJECT}\n"
+        "  make setup   # .venv from the hash-pinned locks\n"
+        "  make repro   # run the pipeline\n"
+        "  make test    # unit tests\n"
+        "  git add -A && git commit -m 'Start from the template'\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

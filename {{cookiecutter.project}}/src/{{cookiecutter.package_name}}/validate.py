@@ -1,0 +1,149 @@
+"""Stage validate: the data contract as a Great Expectations suite, checked on the raw data.
+
+The suite is code: schema (exact column set, numeric features), no nulls, value ranges per column,
+row count and class balance, all read from the `validate` section of params.yaml. A failing suite
+fails the stage with the list of failed expectations, and reports/validation.json holds the details.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .ingest import RAW_DATA
+from .params import Params, ValidateParams
+from .stage import StageError, run_stage
+from .storage import write_json_atomic
+
+REPORT = Path("reports/validation.json")
+
+
+@dataclass(frozen=True)
+class FailedExpectation:
+    expectation: str
+    column: str | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f" on column {self.column!r}" if self.column else ""
+        return f"{self.expectation}{where}: {self.detail}"
+
+
+def build_suite(contract: ValidateParams, target: str, classes: list[Any]) -> Any:
+    """The expectation suite of the data contract (a great_expectations ExpectationSuite)."""
+    import great_expectations as gx
+
+    ex = gx.expectations
+    suite = gx.ExpectationSuite(name="data_contract")
+    suite.add_expectation(
+        ex.ExpectTableColumnsToMatchSet(column_set=[*contract.columns, target], exact_match=True)
+    )
+    suite.add_expectation(ex.ExpectTableRowCountToBeBetween(min_value=contract.min_rows))
+    for column, (low, high) in contract.columns.items():
+        suite.add_expectation(ex.ExpectColumnValuesToNotBeNull(column=column))
+        suite.add_expectation(
+            ex.ExpectColumnValuesToBeInTypeList(
+                column=column, type_list=["int", "int32", "int64", "float", "float32", "float64"]
+            )
+        )
+        suite.add_expectation(ex.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
+    suite.add_expectation(ex.ExpectColumnValuesToNotBeNull(column=target))
+    for label in classes:
+        # At least min_class_fraction of the rows carry each label: no class may (nearly) vanish.
+        suite.add_expectation(
+            ex.ExpectColumnValuesToBeInSet(
+                column=target, value_set=[label], mostly=contract.min_class_fraction
+            )
+        )
+    return suite
+
+
+def _detail(result: dict[str, Any], exception: dict[str, Any]) -> str:
+    if exception.get("raised_exception"):
+        return "could not be evaluated: " + str(exception.get("exception_message", "")).strip()
+    if "details" in result and "mismatched" in result["details"]:
+        mismatch = result["details"]["mismatched"]
+        return f"missing columns {mismatch.get('missing')}, unexpected columns {mismatch.get('unexpected')}"
+    if "unexpected_count" in result:
+        sample = result.get("partial_unexpected_list", [])[:5]
+        return f"{result['unexpected_count']} unexpected values ({result.get('unexpected_percent', 0):.2f}%), e.g. {sample}"
+    if "observed_value" in result:
+        return f"observed {result['observed_value']}"
+    return "failed"
+
+
+def ephemeral_context() -> Any:
+    """A Great Expectations context that keeps nothing on disk and reports nothing home."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def run_suite(context: Any, frame: pd.DataFrame, suite: Any) -> list[FailedExpectation]:
+    """Validate `frame` against `suite`; the expectations that did not hold."""
+    import great_expectations as gx
+
+    batch = (
+        context.data_sources.add_pandas("raw")
+        .add_dataframe_asset("dataset")
+        .add_batch_definition_whole_dataframe("all rows")
+    )
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="data_contract", data=batch, suite=context.suites.add(suite))
+    )
+    outcome = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    failed = []
+    for item in outcome.results:
+        if item.success:
+            continue
+        config = item.expectation_config
+        failed.append(
+            FailedExpectation(
+                expectation=config.type,
+                column=config.kwargs.get("column"),
+                detail=_detail(dict(item.result or {}), dict(item.exception_info or {})),
+            )
+        )
+    return failed
+
+
+def validate_frame(frame: pd.DataFrame, contract: ValidateParams, target: str) -> list[FailedExpectation]:
+    """The failed expectations of the data contract on `frame` (empty when the data holds)."""
+    classes = sorted(frame[target].dropna().unique().tolist()) if target in frame.columns else []
+    context = ephemeral_context()
+    return run_suite(context, frame, build_suite(contract, target, classes))
+
+
+def validate(params: Params) -> None:
+    frame = pd.read_parquet(RAW_DATA)
+    failed = validate_frame(frame, params.validate_, params.ingest.target)
+    write_json_atomic(
+        {
+            "success": not failed,
+            "rows": len(frame),
+            "columns": len(frame.columns),
+            "failed": [asdict(f) for f in failed],
+        },
+        REPORT,
+    )
+    if failed:
+        listing = "\n".join(f"  - {f}" for f in failed)
+        raise StageError(f"{len(failed)} expectation(s) failed on {RAW_DATA}:\n{listing}\nDetails: {REPORT}")
+
+
+def main() -> None:
+    run_stage("validate", validate)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }}.params import ParamsError, load_params
+
+
+def write(path: Path, data: object) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_the_shipped_params_are_valid(params):
+    assert params.featurize.test_size < 1
+    assert params.validate_.columns
+
+
+def test_an_unknown_key_names_the_file_and_the_key(workdir, params):
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["featurize"]["test_szie"] = 0.3
+    with pytest.raises(ParamsError, match=r"params.yaml: featurize.test_szie: Extra inputs"):
+        load_params(write(workdir / "params.yaml", raw))
+
+
+def test_an_out_of_range_value_is_refused(workdir):
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["featurize"]["test_size"] = 1.5
+    with pytest.raises(ParamsError, match=r"featurize.test_size: Input should be less than 1"):
+        load_params(write(workdir / "params.yaml", raw))
+
+
+def test_an_unknown_builtin_data_set_lists_the_allowed_ones(workdir):
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["ingest"]["source"] = "sklearn:iris"
+    with pytest.raises(ParamsError, match=r"sklearn:breast_cancer, sklearn:digits"):
+        load_params(write(workdir / "params.yaml", raw))
+
+
+def test_malformed_yaml_is_reported(workdir):
+    (workdir / "params.yaml").write_text("seed: [1,\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(workdir / "params.yaml")
