@@ -162,12 +162,32 @@ CHECKS: dict[str, Check] = {
 }
 
 
+# Defaults derived from another variable: when the source is bad, only the source is reported.
+DERIVED_FROM = {
+    "project": "project_name",
+    "package_name": "project",
+    "container_registry": "github_owner",
+    "deployment_repo": "github_owner",
+    "mlci_source": "github_owner",
+    "dvc_remote_url": "project",
+}
+
+
+def _normal(value: str) -> str:
+    return value.lower().replace(" ", "-").replace("_", "-")
+
+
 def problems(values: dict[str, str]) -> list[str]:
     """One line per bad value: the variable, the value and what is allowed."""
-    lines = []
+    lines, bad = [], set()
     for name, check in CHECKS.items():
+        source = DERIVED_FROM.get(name)
+        if source in bad and _normal(values[source]) in _normal(values[name]):
+            bad.add(name)
+            continue
         reason = check(values[name])
         if reason:
+            bad.add(name)
             lines.append(f"error: {name}={values[name]!r} {reason}")
     return lines
 

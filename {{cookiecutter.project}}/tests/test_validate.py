@@ -5,8 +5,9 @@ from {{ cookiecutter.package_name }}.validate import validate_frame
 
 
 @pytest.fixture(scope="module")
-def sample(dataset):
-    return dataset.sample(n=300, random_state=0).reset_index(drop=True)
+def sample(dataset, params):
+    rows = min(len(dataset), max(300, params.validate_.min_rows))
+    return dataset.sample(n=rows, random_state=0).reset_index(drop=True)
 
 
 def test_clean_data_meets_the_contract(sample, params):

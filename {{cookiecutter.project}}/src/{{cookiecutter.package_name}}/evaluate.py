@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
+from . import model as framework
 from .featurize import TEST_DATA
 from .params import Params
 from .stage import run_stage
@@ -26,6 +27,8 @@ CONFUSION_PLOT = Path("plots/confusion.csv")
 def compute_metrics(labels: np.ndarray, proba: np.ndarray, classes: list[Any]) -> dict[str, float]:
     """Accuracy, macro F1, ROC AUC (one-vs-rest for several classes) and log loss."""
     predicted = np.asarray(classes)[proba.argmax(axis=1)]
+    clipped = np.clip(proba, 1e-15, 1)
+    clipped /= clipped.sum(axis=1, keepdims=True)  # float32 softmax sums to 1 only within rounding
     if len(classes) == 2:
         auc = skm.roc_auc_score(labels == classes[1], proba[:, 1])
     else:
@@ -34,7 +37,7 @@ def compute_metrics(labels: np.ndarray, proba: np.ndarray, classes: list[Any]) -
         "accuracy": float(skm.accuracy_score(labels, predicted)),
         "f1_macro": float(skm.f1_score(labels, predicted, average="macro")),
         "roc_auc": float(auc),
-        "log_loss": float(skm.log_loss(labels, np.clip(proba, 1e-15, 1), labels=classes)),
+        "log_loss": float(skm.log_loss(labels, clipped, labels=classes)),
     }
 
 
@@ -53,7 +56,8 @@ def evaluate(params: Params) -> None:
     info = json.loads(MODEL_INFO.read_text())
     features, labels = split_xy(pd.read_parquet(TEST_DATA), params.ingest.target)
     classes = info["classes"]
-    proba = np.asarray(mlflow.pyfunc.load_model(str(MODEL_DIR)).predict(features), dtype=float)
+    served = mlflow.pyfunc.load_model(str(MODEL_DIR))
+    proba = np.asarray(served.predict(framework.model_input(features)), dtype=float)
     scores = compute_metrics(labels.to_numpy(), proba, classes)
     predicted = np.asarray(classes)[proba.argmax(axis=1)]
     write_json_atomic(scores, METRICS)

@@ -70,14 +70,22 @@ def fit(params: TrainParams, features: pd.DataFrame, labels: pd.Series, seed: in
     return model.cpu().eval()
 
 
+def model_input(features: pd.DataFrame) -> np.ndarray:
+    """What the logged model takes: a float32 matrix, features in training column order."""
+    return features.to_numpy(dtype=np.float32, copy=True)
+
+
 def predict_proba(model: Classifier, features: pd.DataFrame) -> Any:
     """Class probabilities, one column per class in sorted label order."""
     with torch.no_grad():
-        return model(torch.tensor(features.to_numpy(dtype=np.float32))).numpy()
+        return model(torch.from_numpy(model_input(features))).numpy()
 
 
-def log_model(model: Classifier, registered_name: str, signature: Any, input_example: pd.DataFrame) -> Any:
-    """Log the model to the active MLflow run and register a version; pyfunc predicts probabilities."""
+def log_model(model: Classifier, registered_name: str, signature: Any, input_example: np.ndarray) -> Any:
+    """Log the model to the active MLflow run and register a version; pyfunc predicts probabilities.
+
+    The 'pt2' format stores the traced graph (torch.export), so loading it needs no class of ours.
+    """
     import mlflow.pytorch
 
     return mlflow.pytorch.log_model(
@@ -86,4 +94,5 @@ def log_model(model: Classifier, registered_name: str, signature: Any, input_exa
         registered_model_name=registered_name,
         signature=signature,
         input_example=input_example,
+        serialization_format="pt2",
     )

@@ -39,6 +39,11 @@ def fit(params: TrainParams, features: pd.DataFrame, labels: pd.Series, seed: in
     return build(params, seed).fit(features, labels)
 
 
+def model_input(features: pd.DataFrame) -> pd.DataFrame:
+    """What the logged model takes: the feature columns by name."""
+    return features
+
+
 def predict_proba(model: Pipeline, features: pd.DataFrame) -> Any:
     """Class probabilities, one column per class in sorted label order."""
     return model.predict_proba(features)

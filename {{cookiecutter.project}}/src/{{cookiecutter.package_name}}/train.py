@@ -56,7 +56,7 @@ def train(params: Params) -> None:
         proba = np.asarray(framework.predict_proba(model, features))
         train_accuracy = float(np.mean(np.asarray(classes)[proba.argmax(axis=1)] == labels.to_numpy()))
         mlflow.log_metric("train_accuracy", train_accuracy)
-        sample = features.head(5)
+        sample = framework.model_input(features.head(5))
         signature = infer_signature(sample, proba[:5])
         logged = framework.log_model(model, REGISTERED_MODEL, signature, sample)
         with tempfile.TemporaryDirectory() as scratch:
