@@ -33,11 +33,7 @@ class Project:
         return self.sh(str(self.root / ".venv" / "bin" / "python"), "-c", code)
 
 
-@pytest.fixture(
-    scope="module",
-    # One worker per framework: a project is baked, set up and reproduced once, not once per worker.
-    params=[pytest.param(fw, marks=pytest.mark.xdist_group(fw)) for fw in FRAMEWORKS],
-)
+@pytest.fixture(scope="module", params=FRAMEWORKS)
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = bake(tmp_path_factory.mktemp(request.param), model_framework=request.param)
     run(["make", "setup"], root).check()

@@ -30,9 +30,7 @@ class Classifier(nn.Module):
         super().__init__()
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
-        self.net = nn.Sequential(
-            nn.Linear(mean.numel(), hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
-        )
+        self.net = nn.Sequential(nn.Linear(mean.numel(), hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
@@ -53,7 +51,9 @@ def fit(params: TrainParams, features: pd.DataFrame, labels: pd.Series, seed: in
     x = torch.tensor(features.to_numpy(dtype=np.float32))
     y = torch.tensor(labels.map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64))
     std = x.std(dim=0)
-    model = Classifier(x.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std)), params.hidden_units, len(classes))
+    model = Classifier(
+        x.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std)), params.hidden_units, len(classes)
+    )
     run_on = device()
     model.to(run_on)
     optimiser = torch.optim.Adam(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)

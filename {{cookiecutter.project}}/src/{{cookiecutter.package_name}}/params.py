@@ -24,9 +24,7 @@ class Strict(BaseModel):
 
 
 class IngestParams(Strict):
-    source: str = Field(
-        description="'sklearn:breast_cancer', 'sklearn:digits', or a path to a .csv or .parquet file"
-    )
+    source: str = Field(description="'sklearn:breast_cancer', 'sklearn:digits', or a path to a .csv or .parquet file")
     target: str = "target"
 
     @model_validator(mode="after")

@@ -40,9 +40,7 @@ def build_suite(contract: ValidateParams, target: str, classes: list[Any]) -> An
 
     ex = gx.expectations
     suite = gx.ExpectationSuite(name="data_contract")
-    suite.add_expectation(
-        ex.ExpectTableColumnsToMatchSet(column_set=[*contract.columns, target], exact_match=True)
-    )
+    suite.add_expectation(ex.ExpectTableColumnsToMatchSet(column_set=[*contract.columns, target], exact_match=True))
     suite.add_expectation(ex.ExpectTableRowCountToBeBetween(min_value=contract.min_rows))
     for column, (low, high) in contract.columns.items():
         suite.add_expectation(ex.ExpectColumnValuesToNotBeNull(column=column))
@@ -56,9 +54,7 @@ def build_suite(contract: ValidateParams, target: str, classes: list[Any]) -> An
     for label in classes:
         # At least min_class_fraction of the rows carry each label: no class may (nearly) vanish.
         suite.add_expectation(
-            ex.ExpectColumnValuesToBeInSet(
-                column=target, value_set=[label], mostly=contract.min_class_fraction
-            )
+            ex.ExpectColumnValuesToBeInSet(column=target, value_set=[label], mostly=contract.min_class_fraction)
         )
     return suite
 
@@ -71,7 +67,8 @@ def _detail(result: dict[str, Any], exception: dict[str, Any]) -> str:
         return f"missing columns {mismatch.get('missing')}, unexpected columns {mismatch.get('unexpected')}"
     if "unexpected_count" in result:
         sample = result.get("partial_unexpected_list", [])[:5]
-        return f"{result['unexpected_count']} unexpected values ({result.get('unexpected_percent', 0):.2f}%), e.g. {sample}"
+        share = result.get("unexpected_percent") or 0
+        return f"{result['unexpected_count']} unexpected values ({share:.2f}%), e.g. {sample}"
     if "observed_value" in result:
         return f"observed {result['observed_value']}"
     return "failed"
