@@ -29,7 +29,7 @@ demo: setup ## Bake a project with the defaults into build/demo and run its whol
 	python scripts/demo.py
 
 test: setup ## Every test: render all options, validate inputs, run both frameworks for real.
-	pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 test-fast: setup ## The tests that bake but run no pipeline.
 	pytest -n $(PYTEST_WORKERS) -m "not slow"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from bakery import bake, init_repository, project_env, run  # noqa: E402
+from bakery import bake, commit_all, project_env, run  # noqa: E402
 
 NOOP_TARGET_S = 1.0
 
@@ -26,7 +26,7 @@ def main() -> None:
         project = bake(Path(scratch), model_framework=framework)
         bake_s = time.perf_counter() - started
         run(["make", "setup"], project).check()
-        init_repository(project)
+        commit_all(project, "Start from the template")
         env = project_env(project)
         cold = run(["dvc", "repro"], project, env=env).check().seconds
         noops = [run(["dvc", "repro"], project, env=env).check().seconds for _ in range(5)]

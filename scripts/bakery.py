@@ -53,8 +53,8 @@ def project_env(project: Path) -> dict[str, str]:
     return {"PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}", "GX_ANALYTICS_ENABLED": "false"}
 
 
-def init_repository(project: Path) -> None:
-    """Commit the baked files so that git-aware tools (DVC, pre-commit) see a normal repository."""
+def commit_all(project: Path, message: str) -> None:
+    """Commit everything git sees, as a user of the project would (DVC outputs stay git-ignored)."""
     identity = ["-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
     run(["git", "add", "-A"], project).check()
-    run(["git", *identity, "commit", "-q", "-m", "Start from the template"], project).check()
+    run(["git", *identity, "commit", "-q", "--allow-empty", "-m", message], project).check()

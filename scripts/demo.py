@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bakery import TEMPLATE, Timed, bake, init_repository, project_env, run
+from bakery import TEMPLATE, Timed, bake, commit_all, project_env, run
 
 DEMO = TEMPLATE / "build" / "demo"
 
@@ -38,7 +38,7 @@ def main() -> None:
         return run(list(args), project, env=env).check()
 
     step("make setup (.venv from the hash-pinned locks)", lambda: sh("make", "setup"))
-    step("git commit of the baked files", lambda: init_repository(project))
+    step("git commit of the baked files", lambda: commit_all(project, "Start from the template"))
     step("dvc repro (ingest, validate, featurize, train, evaluate)", lambda: sh("dvc", "repro"))
     noop: Timed = step("dvc repro again (nothing to do)", lambda: sh("dvc", "repro"))
     step("dvc push to the local remote", lambda: sh("dvc", "push", "--run-cache"))

@@ -15,14 +15,5 @@ sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("PRE_COMMIT_HOME", str(ROOT / "build" / "pre-commit-cache"))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One xdist worker per baked project: it is set up and reproduced once, not once per worker."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "project" in callspec.params:
-            item.add_marker(pytest.mark.xdist_group(f"project-{callspec.params['project']}"))
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: bakes a project and runs its pipeline for real")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from bakery import Timed, bake, init_repository, project_env, run
+from bakery import Timed, bake, commit_all, project_env, run
 
 pytestmark = pytest.mark.slow
 
-FRAMEWORKS = ["sklearn", "pytorch"]
 STAGES = ["ingest", "validate", "featurize", "train", "evaluate"]
 
 
@@ -30,84 +30,18 @@ class Project:
         return run(list(args), cwd or self.root, env=project_env(self.root))
 
     def python(self, code: str) -> Timed:
-        return self.sh(str(self.root / ".venv" / "bin" / "python"), "-c", code)
+        return self.sh(str(self.root / ".venv" / "bin" / "python"), "-c", textwrap.dedent(code))
 
 
-@pytest.fixture(scope="module", params=FRAMEWORKS)
+@pytest.fixture(scope="class")
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = bake(tmp_path_factory.mktemp(request.param), model_framework=request.param)
+    framework = request.cls.framework
+    root = bake(tmp_path_factory.mktemp(framework), model_framework=framework)
     run(["make", "setup"], root).check()
-    init_repository(root)
+    commit_all(root, "Start from the template")
     first = run(["dvc", "repro"], root, env=project_env(root)).check()
+    commit_all(root, "Reproduce the pipeline")
     return Project(root, first)
-
-
-def test_make_test_passes(project):
-    result = project.sh("make", "test")
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert " passed" in result.stdout and "failed" not in result.stdout
-
-
-def test_the_first_repro_runs_every_stage(project):
-    for stage in STAGES:
-        assert f"Running stage '{stage}'" in project.first_repro.stdout
-    lock = yaml.safe_load((project.root / "dvc.lock").read_text())
-    assert set(lock["stages"]) == set(STAGES)
-    metrics = json.loads((project.root / "metrics.json").read_text())
-    assert set(metrics) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
-    assert metrics["accuracy"] > 0.9 and metrics["roc_auc"] > 0.95
-
-
-def test_a_second_repro_runs_nothing(project):
-    again = project.sh("dvc", "repro").check()
-    assert "Running stage" not in again.stdout
-    assert project.sh("dvc", "status").check().stdout.strip() == "Data and pipelines are up to date."
-
-
-def test_dvc_shows_metrics_and_plots(project):
-    shown = project.sh("dvc", "metrics", "show", "--json").check()
-    assert json.loads(shown.stdout)
-    project.sh("dvc", "plots", "show", "-o", "dvc_plots").check()
-    page = (project.root / "dvc_plots" / "index.html").read_text()
-    assert "ROC curve" in page and "Confusion matrix" in page
-
-
-def test_mlflow_holds_the_run_and_a_registered_version(project):
-    info = json.loads((project.root / "models" / "model_info.json").read_text())
-    code = f"""
-import json, mlflow
-from mlflow import MlflowClient
-mlflow.set_tracking_uri("sqlite:///mlflow.db")
-client = MlflowClient()
-run = client.get_run({info["run_id"]!r})
-version = client.get_model_version({info["registered_model"]!r}, {str(info["version"])!r})
-print(json.dumps({{"metrics": run.data.metrics, "params": run.data.params, "run_id": version.run_id}}))
-"""
-    seen = json.loads(project.python(code).check().stdout.strip().splitlines()[-1])
-    assert seen["run_id"] == info["run_id"]
-    assert {"train_accuracy", "test_accuracy", "test_roc_auc", "test_f1_macro", "test_log_loss"} <= set(seen["metrics"])
-    metrics = json.loads((project.root / "metrics.json").read_text())
-    assert seen["metrics"]["test_accuracy"] == pytest.approx(metrics["accuracy"])
-    assert seen["params"]["seed"] == "42"
-
-
-def test_dvc_push_and_pull_round_trip_through_the_default_remote(project):
-    project.sh("dvc", "push", "--run-cache").check()
-    remote = project.root.parent / f"{project.root.name}-dvc-storage"
-    assert any(remote.rglob("*")), "the default remote stayed empty"
-    for path in ("data/raw", "data/prepared", "models", "metrics.json"):
-        target = project.root / path
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    shutil.rmtree(project.root / ".dvc" / "cache")
-    project.sh("dvc", "pull").check()
-    assert (project.root / "models" / "model" / "MLmodel").is_file()
-    assert project.sh("dvc", "status").check().stdout.strip() == "Data and pipelines are up to date."
-
-
-def test_pre_commit_passes_on_the_fresh_project(project):
-    project.sh("git", "add", "-A").check()
-    result = project.sh("make", "lint")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 CORRUPTIONS = {
@@ -120,23 +54,101 @@ CORRUPTIONS = {
 }
 
 
-@pytest.mark.parametrize("kind", list(CORRUPTIONS))
-def test_corrupted_data_fails_the_validate_stage_naming_the_expectation(project, tmp_path, kind):
-    expectation, corrupt = CORRUPTIONS[kind]
-    copy = tmp_path / project.root.name
-    shutil.copytree(project.root, copy, ignore=shutil.ignore_patterns(".venv"), symlinks=True)
-    frame = pd.read_parquet(copy / "data" / "raw" / "dataset.parquet")
-    column = sorted(c for c in frame.columns if c != "target")[0]
-    corrupt(frame, column).to_csv(copy / "data" / "external" / "corrupt.csv", index=False)
-    params = yaml.safe_load((copy / "params.yaml").read_text())
-    params["ingest"]["source"] = "data/external/corrupt.csv"
-    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+class PipelineContract:
+    """What every framework's baked project must do; one subclass per framework (one xdist worker each)."""
 
-    result = project.sh("dvc", "repro", "validate", cwd=copy)
+    framework: str
 
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert "expectation(s) failed" in output and expectation in output and repr(column) in output
-    report = json.loads((copy / "reports" / "validation.json").read_text())
-    assert report["success"] is False
-    assert expectation in {f["expectation"] for f in report["failed"]}
+    def test_make_test_passes(self, project):
+        result = project.sh("make", "test")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert " passed" in result.stdout and "failed" not in result.stdout
+
+    def test_the_first_repro_runs_every_stage(self, project):
+        for stage in STAGES:
+            assert f"Running stage '{stage}'" in project.first_repro.stdout
+        lock = yaml.safe_load((project.root / "dvc.lock").read_text())
+        assert set(lock["stages"]) == set(STAGES)
+        metrics = json.loads((project.root / "metrics.json").read_text())
+        assert set(metrics) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
+        assert metrics["accuracy"] > 0.9 and metrics["roc_auc"] > 0.95
+
+    def test_a_second_repro_runs_nothing(self, project):
+        again = project.sh("dvc", "repro").check()
+        assert "Running stage" not in again.stdout
+        assert project.sh("dvc", "status").check().stdout.strip() == "Data and pipelines are up to date."
+
+    def test_dvc_shows_metrics_and_plots(self, project):
+        shown = project.sh("dvc", "metrics", "show", "--json").check()
+        assert json.loads(shown.stdout)
+        project.sh("dvc", "plots", "show", "-o", "dvc_plots").check()
+        page = (project.root / "dvc_plots" / "index.html").read_text()
+        assert "ROC curve" in page and "Confusion matrix" in page
+
+    def test_mlflow_holds_the_run_and_a_registered_version(self, project):
+        info = json.loads((project.root / "models" / "model_info.json").read_text())
+        code = f"""
+    import json, mlflow
+    from mlflow import MlflowClient
+    mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    client = MlflowClient()
+    run = client.get_run({info["run_id"]!r})
+    version = client.get_model_version({info["registered_model"]!r}, {str(info["version"])!r})
+    print(json.dumps({{"metrics": run.data.metrics, "params": run.data.params, "run_id": version.run_id}}))
+    """
+        seen = json.loads(project.python(code).check().stdout.strip().splitlines()[-1])
+        assert seen["run_id"] == info["run_id"]
+        assert {"train_accuracy", "test_accuracy", "test_roc_auc", "test_f1_macro", "test_log_loss"} <= set(
+            seen["metrics"]
+        )
+        metrics = json.loads((project.root / "metrics.json").read_text())
+        assert seen["metrics"]["test_accuracy"] == pytest.approx(metrics["accuracy"])
+        assert seen["params"]["seed"] == "42"
+
+    def test_dvc_push_and_pull_round_trip_through_the_default_remote(self, project):
+        project.sh("dvc", "push", "--run-cache").check()
+        remote = project.root.parent / f"{project.root.name}-dvc-storage"
+        assert any(remote.rglob("*")), "the default remote stayed empty"
+        lock = yaml.safe_load((project.root / "dvc.lock").read_text())
+        outputs = [out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])]
+        for path in outputs:
+            target = project.root / path
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        shutil.rmtree(project.root / ".dvc" / "cache")
+        project.sh("dvc", "pull").check()
+        assert (project.root / "models" / "model" / "MLmodel").is_file()
+        assert project.sh("dvc", "status").check().stdout.strip() == "Data and pipelines are up to date."
+
+    def test_pre_commit_passes_on_the_fresh_project(self, project):
+        project.sh("git", "add", "-A").check()
+        result = project.sh("make", "lint")
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+    @pytest.mark.parametrize("kind", list(CORRUPTIONS))
+    def test_corrupted_data_fails_the_validate_stage_naming_the_expectation(self, project, tmp_path, kind):
+        expectation, corrupt = CORRUPTIONS[kind]
+        copy = tmp_path / project.root.name
+        shutil.copytree(project.root, copy, ignore=shutil.ignore_patterns(".venv"), symlinks=True)
+        frame = pd.read_parquet(copy / "data" / "raw" / "dataset.parquet")
+        column = sorted(c for c in frame.columns if c != "target")[0]
+        corrupt(frame, column).to_csv(copy / "data" / "external" / "corrupt.csv", index=False)
+        params = yaml.safe_load((copy / "params.yaml").read_text())
+        params["ingest"]["source"] = "data/external/corrupt.csv"
+        (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+        result = project.sh("dvc", "repro", "validate", cwd=copy)
+
+        assert result.returncode != 0
+        output = result.stdout + result.stderr
+        assert "expectation(s) failed" in output and expectation in output and repr(column) in output
+        report = json.loads((copy / "reports" / "validation.json").read_text())
+        assert report["success"] is False
+        assert expectation in {f["expectation"] for f in report["failed"]}
+
+
+class TestSklearnProject(PipelineContract):
+    framework = "sklearn"
+
+
+class TestPytorchProject(PipelineContract):
+    framework = "pytorch"
