@@ -36,11 +36,8 @@ def point_dvc_remote(root: Path, url: str) -> None:
 
 
 def init_git(root: Path) -> None:
-    """DVC needs git; start a repository unless the project already sits inside one."""
-    if shutil.which("git") is None:
-        return
-    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True)
-    if inside.returncode != 0:
+    """DVC needs the project to be the root of a git repository (not a folder of an enclosing one)."""
+    if shutil.which("git") is not None and not (root / ".git").exists():
         subprocess.run(["git", "init", "--quiet", "--initial-branch=main"], cwd=root, check=True)
 
 
