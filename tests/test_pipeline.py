@@ -119,6 +119,11 @@ class PipelineContract:
         assert (project.root / "models" / "model" / "MLmodel").is_file()
         assert project.sh("dvc", "status").check().stdout.strip() == "Data and pipelines are up to date."
 
+    def test_make_lock_reproduces_the_committed_locks(self, project):
+        project.sh("make", "lock").check()
+        drift = project.sh("git", "diff", "--stat", "--", "requirements/")
+        assert drift.returncode == 0 and drift.stdout == "", drift.stdout
+
     def test_pre_commit_passes_on_the_fresh_project(self, project):
         project.sh("git", "add", "-A").check()
         result = project.sh("make", "lint")

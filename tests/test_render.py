@@ -6,13 +6,14 @@ import ast
 import itertools
 import json
 import re
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bakery import bake
+from bakery import bake, run
 
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 FRAMEWORKS = ["sklearn", "pytorch"]
@@ -113,3 +114,11 @@ def test_the_locks_are_hash_pinned_and_name_no_index(baked):
         pins = re.findall(r"^[A-Za-z0-9_.-]+==\S+", text, flags=re.M)
         assert pins and text.count("--hash=sha256:") >= len(pins)
         assert "index-url" not in text and "://" not in text
+
+
+def test_the_generated_code_is_lint_clean_for_its_python_version(baked):
+    _, project = baked
+    ruff = [sys.executable, "-m", "ruff"]
+    for args in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        result = run([*ruff, *args], project)
+        assert result.returncode == 0, result.stdout + result.stderr
