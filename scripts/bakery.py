@@ -55,6 +55,8 @@ def project_env(project: Path) -> dict[str, str]:
 
 def commit_all(project: Path, message: str) -> None:
     """Commit everything git sees, as a user of the project would (DVC outputs stay git-ignored)."""
+    if not (project / ".git").is_dir():
+        raise RuntimeError(f"{project} is not the root of its own git repository; refusing to commit")
     identity = ["-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
     run(["git", "add", "-A"], project).check()
     run(["git", *identity, "commit", "-q", "--allow-empty", "-m", message], project).check()
