@@ -17,7 +17,7 @@ from .params import Params
 from .stage import run_stage
 from .storage import write_csv_atomic, write_json_atomic
 from .tracking import use_tracking_server
-from .train import MODEL_DIR, MODEL_INFO, split_xy
+from .train import MODEL_DIR, MODEL_INFO, predicted_labels, split_xy
 
 METRICS = Path("metrics.json")
 ROC_PLOT = Path("plots/roc.csv")
@@ -26,7 +26,7 @@ CONFUSION_PLOT = Path("plots/confusion.csv")
 
 def compute_metrics(labels: np.ndarray, proba: np.ndarray, classes: list[Any]) -> dict[str, float]:
     """Accuracy, macro F1, ROC AUC (one-vs-rest for several classes) and log loss."""
-    predicted = np.asarray(classes)[proba.argmax(axis=1)]
+    predicted = predicted_labels(proba, classes)
     clipped = np.clip(proba, 1e-15, 1)
     clipped /= clipped.sum(axis=1, keepdims=True)  # float32 softmax sums to 1 only within rounding
     if len(classes) == 2:
@@ -59,10 +59,10 @@ def evaluate(params: Params) -> None:
     served = mlflow.pyfunc.load_model(str(MODEL_DIR))
     proba = np.asarray(served.predict(framework.model_input(features)), dtype=float)
     scores = compute_metrics(labels.to_numpy(), proba, classes)
-    predicted = np.asarray(classes)[proba.argmax(axis=1)]
     write_json_atomic(scores, METRICS)
     write_csv_atomic(roc_points(labels.to_numpy(), proba, classes), ROC_PLOT)
-    write_csv_atomic(pd.DataFrame({"actual": labels.to_numpy(), "predicted": predicted}), CONFUSION_PLOT)
+    confusion = pd.DataFrame({"actual": labels.to_numpy(), "predicted": predicted_labels(proba, classes)})
+    write_csv_atomic(confusion, CONFUSION_PLOT)
     use_tracking_server()
     with mlflow.start_run(run_id=info["run_id"]):
         mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})

@@ -31,6 +31,11 @@ def split_xy(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]
     return frame.drop(columns=[target]), frame[target]
 
 
+def predicted_labels(proba: np.ndarray, classes: list) -> np.ndarray:
+    """The most probable class of each row; probability columns follow `classes` in order."""
+    return np.asarray(classes)[proba.argmax(axis=1)]
+
+
 def _replace_dir(source: Path, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
@@ -54,7 +59,7 @@ def train(params: Params) -> None:
         mlflow.log_params({"seed": params.seed, "framework": framework.FRAMEWORK, **params.train.model_dump()})
         model = framework.fit(params.train, features, labels, params.seed)
         proba = np.asarray(framework.predict_proba(model, features))
-        train_accuracy = float(np.mean(np.asarray(classes)[proba.argmax(axis=1)] == labels.to_numpy()))
+        train_accuracy = float(np.mean(predicted_labels(proba, classes) == labels.to_numpy()))
         mlflow.log_metric("train_accuracy", train_accuracy)
         sample = framework.model_input(features.head(5))
         signature = infer_signature(sample, proba[:5])
