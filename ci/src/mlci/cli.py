@@ -1,0 +1,102 @@
+"""The `mlci` command line: parses options, calls one module per command, prints the outcome."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from . import __version__
+from .errors import MlciError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Package, serve and certify models of projects made from the MLOps template.")
+
+Runtime = Literal["auto", "onnx", "pyfunc"]
+RUNTIME_HELP = "auto: ONNX when the export matches the model, else the MLflow pyfunc"
+
+
+@app.command()
+def package(
+    model: Annotated[str, typer.Argument(help="MLflow model directory or models:/name@alias URI")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the packaged model to")],
+    name: Annotated[str | None, typer.Option(help="Model name (default: registry name or metadata)")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version (default: the registry's)")] = None,
+    runtime: Annotated[str, typer.Option(help=RUNTIME_HELP)] = "auto",
+    tolerance: Annotated[float, typer.Option(help="Largest |difference| allowed between ONNX and the model")] = 1e-5,
+) -> None:
+    """Export a model for serving (ONNX when possible) and check it predicts what the model predicts."""
+    from .package import package as run_package
+
+    served = run_package(model, out, name=name, version=version, runtime=_runtime(runtime), tolerance=tolerance,
+                         log=_say)
+    _say(f"package: {served.name} version {served.version} -> {out} ({served.runtime}, sha256 {served.sha256})")
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="Packaged model, MLflow model directory or models:/ URI")],
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on", min=0, max=65535)] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes", min=1, max=256)] = 1,
+    threads: Annotated[int, typer.Option(help="Threads each worker's model runs on", min=1, max=256)] = 1,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted", min=1)] = 16 * 1024 * 1024,
+    max_rows: Annotated[int, typer.Option(help="Most rows in one request", min=1)] = 10_000,
+    drift_window: Annotated[int, typer.Option(help="Rows in each worker's drift window", min=1)] = 1000,
+    graceful_timeout: Annotated[float, typer.Option(help="Seconds to drain requests on SIGTERM", min=0)] = 30.0,
+    runtime: Annotated[str, typer.Option(help=RUNTIME_HELP)] = "auto",
+    name: Annotated[str | None, typer.Option(help="Model name when packaging here")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version when packaging here")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Serve a model over HTTP: /invocations, the v2 inference protocol, health, readiness and /metrics."""
+    from . import manifest
+    from .app import Limits
+    from .server import ServeOptions
+    from .server import serve as run_server
+
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise MlciError(f"--log-level {log_level!r} is not one of debug, info, warning, error")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    options = ServeOptions(
+        host=host, port=port, workers=workers, threads=threads, limits=Limits(max_body_bytes, max_rows),
+        drift_window=drift_window, graceful_timeout=graceful_timeout, log_level=log_level,
+    )
+    path = Path(model)
+    if path.is_dir() and manifest.is_packaged(path):
+        raise typer.Exit(run_server(manifest.load(path), options))
+    from .package import package as run_package
+
+    with tempfile.TemporaryDirectory(prefix="mlci-serve-") as scratch:
+        served = run_package(model, Path(scratch) / "package", name=name, version=version,
+                             runtime=_runtime(runtime), log=_say)
+        code = run_server(served, options)
+    raise typer.Exit(code)
+
+
+@app.command("version")
+def show_version() -> None:
+    """Print mlci's version."""
+    typer.echo(__version__)
+
+
+def _runtime(value: str) -> Runtime:
+    if value not in ("auto", "onnx", "pyfunc"):
+        raise MlciError(f"--runtime {value!r} is not one of auto, onnx, pyfunc")
+    return value  # type: ignore[return-value]
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except MlciError as error:
+        typer.echo(f"mlci: error: {error}", err=True)
+        sys.exit(2)
