@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 UV := $(BIN)/uv
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup demo test test-fast lint bench clean
+.PHONY: help setup lock demo test test-fast lint bench bench-serve clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,11 +19,16 @@ $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
-$(VENV)/.installed: $(UV) requirements/dev.txt
+$(VENV)/.installed: $(UV) requirements/dev.txt ci/pyproject.toml
 	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python requirements/dev.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps -e ci
 	touch $@
 
-setup: $(VENV)/.installed ## Create .venv with the template's test tools.
+setup: $(VENV)/.installed ## Create .venv with the template's test tools and mlci (editable).
+
+lock: $(UV) ## Re-resolve requirements/dev.in (with mlci's dependencies) into requirements/dev.txt.
+	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-header \
+		--no-emit-package mlci requirements/dev.in -o requirements/dev.txt
 
 demo: setup ## Bake a project with the defaults into build/demo and run its whole pipeline.
 	python scripts/demo.py
@@ -35,11 +40,14 @@ test-fast: setup ## The tests that bake but run no pipeline.
 	pytest -n $(PYTEST_WORKERS) -m "not slow"
 
 lint: setup ## Lint the template's own code.
-	ruff check scripts tests bench
-	ruff format --check scripts tests bench
+	ruff check scripts tests bench ci
+	ruff format --check scripts tests bench ci
 
 bench: setup ## Time bake, cold repro and no-op repro.
 	python bench/pipeline.py
+
+bench-serve: setup ## mlci serve against mlflow models serve under wrk (needs the wrk package).
+	python bench/serve_vs_mlflow.py
 
 clean: ## Remove the environment and everything built.
 	rm -rf $(VENV) build

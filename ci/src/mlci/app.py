@@ -30,6 +30,16 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 V2_DATATYPE = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
 WARMUP_ROUNDS = 20
+POST_ONLY = frozenset({"POST"})
+GET_OR_HEAD = frozenset({"GET", "HEAD"})
+ERROR_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    503: "UNAVAILABLE",
+}
 
 
 @dataclass(frozen=True)
@@ -81,12 +91,14 @@ class ServingApp:
                 "versions": [model.version],
                 "platform": f"mlci-{model.runtime}",
                 "inputs": [
-                    {"name": "input", "datatype": V2_DATATYPE.get(inputs.dtype, "BYTES"), "shape": [-1, len(inputs.features)]}
+                    {
+                        "name": "input",
+                        "datatype": V2_DATATYPE.get(inputs.dtype, "BYTES"),
+                        "shape": [-1, len(inputs.features)],
+                    }
                 ]
                 if inputs.layout == "tensor"
-                else [
-                    {"name": f.name, "datatype": _v2_type(f.type), "shape": [-1]} for f in inputs.features
-                ],
+                else [{"name": f.name, "datatype": _v2_type(f.type), "shape": [-1]} for f in inputs.features],
                 "outputs": [{"name": model.output.name, "datatype": "FP32", "shape": [-1, -1]}],
             }
         )
@@ -129,7 +141,7 @@ class ServingApp:
         try:
             if handler is None:
                 raise RequestError(f"no route {path!r}; see /openapi.json", status=404)
-            if wants_post != (method == "POST") and not (not wants_post and method == "HEAD"):
+            if method not in (POST_ONLY if wants_post else GET_OR_HEAD):
                 extra.append((b"allow", b"POST" if wants_post else b"GET, HEAD"))
                 raise RequestError(f"{method} is not allowed on {path}; use {'POST' if wants_post else 'GET'}", 405)
             body = b""
@@ -138,7 +150,7 @@ class ServingApp:
             status, payload, media = handler(path, body, content_type)
         except RequestError as error:
             status, media = error.status, JSON
-            payload = _dumps({"error_code": "BAD_REQUEST" if status < 500 else "UNAVAILABLE", "message": error.message})
+            payload = _dumps({"error_code": ERROR_CODES.get(status, "BAD_REQUEST"), "message": error.message})
         except Disconnected:
             self.metrics.record_request(route, 400, time.perf_counter() - started)
             return

@@ -13,8 +13,12 @@ import typer
 from . import __version__
 from .errors import MlciError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Package, serve and certify models of projects made from the MLOps template.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Package, serve and certify models of projects made from the MLOps template.",
+)
 
 Runtime = Literal["auto", "onnx", "pyfunc"]
 RUNTIME_HELP = "auto: ONNX when the export matches the model, else the MLflow pyfunc"
@@ -32,8 +36,9 @@ def package(
     """Export a model for serving (ONNX when possible) and check it predicts what the model predicts."""
     from .package import package as run_package
 
-    served = run_package(model, out, name=name, version=version, runtime=_runtime(runtime), tolerance=tolerance,
-                         log=_say)
+    served = run_package(
+        model, out, name=name, version=version, runtime=_runtime(runtime), tolerance=tolerance, log=_say
+    )
     _say(f"package: {served.name} version {served.version} -> {out} ({served.runtime}, sha256 {served.sha256})")
 
 
@@ -59,12 +64,19 @@ def serve(
     from .server import ServeOptions
     from .server import serve as run_server
 
+    chosen = _runtime(runtime)
     if log_level not in ("debug", "info", "warning", "error"):
         raise MlciError(f"--log-level {log_level!r} is not one of debug, info, warning, error")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = ServeOptions(
-        host=host, port=port, workers=workers, threads=threads, limits=Limits(max_body_bytes, max_rows),
-        drift_window=drift_window, graceful_timeout=graceful_timeout, log_level=log_level,
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+        limits=Limits(max_body_bytes, max_rows),
+        drift_window=drift_window,
+        graceful_timeout=graceful_timeout,
+        log_level=log_level,
     )
     path = Path(model)
     if path.is_dir() and manifest.is_packaged(path):
@@ -72,8 +84,7 @@ def serve(
     from .package import package as run_package
 
     with tempfile.TemporaryDirectory(prefix="mlci-serve-") as scratch:
-        served = run_package(model, Path(scratch) / "package", name=name, version=version,
-                             runtime=_runtime(runtime), log=_say)
+        served = run_package(model, Path(scratch) / "package", name=name, version=version, runtime=chosen, log=_say)
         code = run_server(served, options)
     raise typer.Exit(code)
 

@@ -45,8 +45,11 @@ class Baseline:
         return matrix
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": list(self.features), "edges": [list(e) for e in self.edges],
-                "fractions": [list(f) for f in self.fractions]}
+        return {
+            "features": list(self.features),
+            "edges": [list(e) for e in self.edges],
+            "fractions": [list(f) for f in self.fractions],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Baseline:
@@ -62,17 +65,20 @@ class Baseline:
             raise ModelError("the drift baseline has different numbers of features, edges and fractions")
         for name, edges, fractions in zip(baseline.features, baseline.edges, baseline.fractions, strict=True):
             if len(fractions) != len(edges) + 1:
-                raise ModelError(f"the drift baseline of feature {name!r} has {len(edges)} edges but "
-                                 f"{len(fractions)} fractions; it needs one fraction more than edges")
+                raise ModelError(
+                    f"the drift baseline of feature {name!r} has {len(edges)} edges but "
+                    f"{len(fractions)} fractions; it needs one fraction more than edges"
+                )
         return baseline
 
 
 def bin_indices(matrix: np.ndarray, edge_matrix: np.ndarray) -> np.ndarray:
     """For each value, its bin: the number of the feature's edges at or below it (NaN: the last bin)."""
     values = np.asarray(matrix, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        below = ~(values[:, :, None] < edge_matrix[None, :, :])
-    return below.sum(axis=2, dtype=np.int64)
+    result = np.empty(values.shape, dtype=np.int64)
+    for i, edges in enumerate(edge_matrix):  # one sorted search per feature beats a 3-D comparison
+        result[:, i] = np.searchsorted(edges, values[:, i], side="right")
+    return result
 
 
 def feature_baseline(matrix: Any, features: list[str], bins: int = 10) -> dict[str, Any]:
@@ -89,7 +95,10 @@ def feature_baseline(matrix: Any, features: list[str], bins: int = 10) -> dict[s
     edges, fractions = [], []
     for column in values.T:
         finite = column[np.isfinite(column)]
-        inner = np.unique(np.quantile(finite, quantiles)) if finite.size else np.array([])
+        inner = np.array([])
+        if finite.size:  # edges are data values; one at the minimum would leave the first bin empty
+            inner = np.unique(np.quantile(finite, quantiles, method="inverted_cdf"))
+            inner = inner[inner > finite.min()]
         counts = np.bincount(bin_indices(column[:, None], inner[None, :])[:, 0], minlength=inner.size + 1)
         edges.append([float(e) for e in inner])
         fractions.append([float(c) for c in counts / max(column.size, 1)])

@@ -195,9 +195,7 @@ class ServerMetrics:
             base = layout.latency + r * layout.latency_stride
             count = total[base + len(LATENCY_BUCKETS) + 2]
             if count or route in PREDICTION_ROUTES:
-                lines += _histogram(
-                    "mlci_request_duration_seconds", f'route="{route}",', LATENCY_BUCKETS, total, base
-                )
+                lines += _histogram("mlci_request_duration_seconds", f'route="{route}",', LATENCY_BUCKETS, total, base)
         lines += [
             "# HELP mlci_predictions_total Rows scored, by predicted class.",
             "# TYPE mlci_predictions_total counter",

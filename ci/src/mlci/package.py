@@ -158,7 +158,9 @@ def _output_spec(reference: np.ndarray, mlmodel: dict[str, Any], name: str) -> O
 Exporter = Callable[[Path, dict[str, Any], InputSchema, Batch, Path], dict[str, str]]
 
 
-def _export_sklearn(directory: Path, mlmodel: dict[str, Any], schema: InputSchema, sample: Batch, out: Path) -> dict[str, str]:
+def _export_sklearn(
+    directory: Path, mlmodel: dict[str, Any], schema: InputSchema, sample: Batch, out: Path
+) -> dict[str, str]:
     import mlflow.sklearn
     from skl2onnx import to_onnx
 
@@ -174,7 +176,9 @@ def _export_sklearn(directory: Path, mlmodel: dict[str, Any], schema: InputSchem
     return {"input": onnx_model.graph.input[0].name, "output": output, "dtype": sample.matrix.dtype.name}
 
 
-def _export_pytorch(directory: Path, mlmodel: dict[str, Any], schema: InputSchema, sample: Batch, out: Path) -> dict[str, str]:
+def _export_pytorch(
+    directory: Path, mlmodel: dict[str, Any], schema: InputSchema, sample: Batch, out: Path
+) -> dict[str, str]:
     from .torch_export import export_pytorch
 
     return export_pytorch(directory, sample, out)
@@ -206,7 +210,9 @@ def package(
         saved = (mlmodel.get("metadata") or {}).get("mlci", {})
         baseline = Baseline.from_dict(saved["baseline"]) if saved.get("baseline") else None
         if baseline is not None and len(baseline.features) != len(schema.features):
-            raise ModelError(f"the drift baseline has {len(baseline.features)} features; the signature {len(schema.features)}")
+            raise ModelError(
+                f"the drift baseline has {len(baseline.features)} features; the signature {len(schema.features)}"
+            )
         if baseline is None:
             log("package: the model carries no drift baseline (metadata.mlci.baseline); drift gauges are off")
         flavor = flavor_of(mlmodel)
@@ -290,8 +296,17 @@ def _choose_runtime(
 
 def _onnx_predict(path: Path, info: dict[str, str], sample: Batch) -> np.ndarray:
     probe = ServedModel(
-        directory=path.parent, name="", version="", flavor="", runtime="onnx", artifact=path.name, sha256="",
-        source="", source_sha256="", inputs=InputSchema((), "tensor", info["dtype"]), output=OutputSpec("", "values"),
+        directory=path.parent,
+        name="",
+        version="",
+        flavor="",
+        runtime="onnx",
+        artifact=path.name,
+        sha256="",
+        source="",
+        source_sha256="",
+        inputs=InputSchema((), "tensor", info["dtype"]),
+        output=OutputSpec("", "values"),
         onnx=info,
     )
     return OnnxRuntime(probe, threads=1).predict(sample)

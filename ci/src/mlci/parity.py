@@ -41,7 +41,9 @@ def compare(served: Any, reference: Any, tolerance: float) -> ParityResult:
         return ParityResult(len(b), float("inf"), tolerance, f"output shapes differ: {a.shape} vs {b.shape}")
     if a.dtype.kind not in "fiub" or b.dtype.kind not in "fiub":
         same = bool(np.all(a.astype(str) == b.astype(str)))
-        return ParityResult(len(b), 0.0 if same else float("inf"), tolerance, "labels equal" if same else "labels differ")
+        return ParityResult(
+            len(b), 0.0 if same else float("inf"), tolerance, "labels equal" if same else "labels differ"
+        )
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
     worst = float(np.nanmax(diff)) if diff.size else 0.0
     if np.isnan(diff).any():

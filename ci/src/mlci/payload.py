@@ -113,9 +113,7 @@ class RequestParser:
         if media == "text/csv":
             return self._csv(body)
         if media not in ("application/json", ""):
-            raise RequestError(
-                f"unsupported content type {media!r}; send application/json or text/csv", status=415
-            )
+            raise RequestError(f"unsupported content type {media!r}; send application/json or text/csv", status=415)
         document = parse_json(body)
         if not isinstance(document, dict):
             raise RequestError(f"the body must be a JSON object with one of the keys {', '.join(MLFLOW_FORMATS)}")
@@ -152,10 +150,7 @@ class RequestParser:
         if "data" not in value:
             raise RequestError("'dataframe_split' needs 'data': a list of rows")
         columns = value.get("columns")
-        if columns is None:
-            order = self._identity
-        else:
-            order = self._column_order(columns, "dataframe_split.columns")
+        order = self._identity if columns is None else self._column_order(columns, "dataframe_split.columns")
         index = value.get("index")
         data = value["data"]
         if index is not None and (not isinstance(index, list) or (isinstance(data, list) and len(index) != len(data))):
@@ -233,7 +228,9 @@ class RequestParser:
                 raise RequestError(f"{field}[{i}] must be an object of column: value, got {_kind(record)}")
             unknown = [k for k in record if k not in self.position]
             if unknown:
-                raise RequestError(f"{field}[{i}] has unknown column {unknown[0]!r}; the model takes {self._describe()}")
+                raise RequestError(
+                    f"{field}[{i}] has unknown column {unknown[0]!r}; the model takes {self._describe()}"
+                )
             for feature in self.schema.features:
                 where = f"{field}[{i}], column {feature.name!r}"
                 if feature.name not in record:
@@ -285,8 +282,10 @@ class RequestParser:
         order = self._column_order(table[0], "CSV header")
         rows = []
         for row in table[1:]:
-            rows.append([_csv_value(cell, self.schema.features[p]) for p, cell in zip(order, row, strict=False)]
-                        + row[len(order) :])
+            rows.append(
+                [_csv_value(cell, self.schema.features[p]) for p, cell in zip(order, row, strict=False)]
+                + row[len(order) :]
+            )
         return self._rows(rows, "CSV rows", order, tokens=True)
 
     def _check_count(self, rows: int, field: str) -> None:
@@ -398,7 +397,9 @@ class RequestParser:
                     raise RequestError(f"missing input {feature.name!r}")
                 continue
             if array.ndim == 2 and array.shape[1] != 1:
-                raise RequestError(f"input {feature.name!r} has shape {list(array.shape)}; a column is [rows] or [rows, 1]")
+                raise RequestError(
+                    f"input {feature.name!r} has shape {list(array.shape)}; a column is [rows] or [rows, 1]"
+                )
             if rows is not None and array.shape[0] != rows:
                 raise RequestError(f"input {feature.name!r} has {array.shape[0]} rows, other inputs {rows}")
             rows = array.shape[0]

@@ -96,7 +96,9 @@ def from_signature(inputs: Any, feature_names: list[str] | None = None) -> Input
     for spec in specs:
         kind, name = spec.get("type"), spec.get("name")
         if kind not in COLUMN_TYPES:
-            raise ModelError(f"input {name!r} has type {kind!r}; mlci serves the column types {', '.join(COLUMN_TYPES)}")
+            raise ModelError(
+                f"input {name!r} has type {kind!r}; mlci serves the column types {', '.join(COLUMN_TYPES)}"
+            )
         if not isinstance(name, str):
             raise ModelError("the model's signature has unnamed columns; mlci needs every column named")
         features.append(Feature(name, kind, bool(spec.get("required", True))))

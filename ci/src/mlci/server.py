@@ -79,10 +79,16 @@ def _loop() -> str:
     return "uvloop"
 
 
-def _run_worker(index: int, model: ServedModel, options: ServeOptions, sock: socket.socket, slab: Any,
-                layout: Layout) -> int:
-    info = {"name": model.name, "version": model.version, "sha256": model.sha256, "runtime": model.runtime,
-            "flavor": model.flavor}
+def _run_worker(
+    index: int, model: ServedModel, options: ServeOptions, sock: socket.socket, slab: Any, layout: Layout
+) -> int:
+    info = {
+        "name": model.name,
+        "version": model.version,
+        "sha256": model.sha256,
+        "runtime": model.runtime,
+        "flavor": model.flavor,
+    }
     metrics = ServerMetrics(layout, slab, index, info, model.baseline, options.drift_window)
     exit_code = 0
     server: _Server | None = None
@@ -120,7 +126,14 @@ def serve(model: ServedModel, options: ServeOptions) -> int:
     host, port = sock.getsockname()[:2]
     log.info(
         "serving %s version %s (%s, sha256 %s) on http://%s:%s with %d worker(s), %d thread(s) each",
-        model.name, model.version, model.runtime, model.sha256[:12], host, port, options.workers, options.threads,
+        model.name,
+        model.version,
+        model.runtime,
+        model.sha256[:12],
+        host,
+        port,
+        options.workers,
+        options.threads,
     )
     if options.workers == 1:
         return _run_worker(0, model, options, sock, slab, layout)

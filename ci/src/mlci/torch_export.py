@@ -26,9 +26,7 @@ def pt2_path(directory: Path) -> Path:
     flavor = (yaml.safe_load((directory / "MLmodel").read_text()).get("flavors") or {}).get("pytorch") or {}
     path = directory / str(flavor.get("model_data", "data")) / "model.pt2"
     if not path.is_file():
-        raise ModelError(
-            f"{path} is missing: only models logged with serialization_format='pt2' export to ONNX"
-        )
+        raise ModelError(f"{path} is missing: only models logged with serialization_format='pt2' export to ONNX")
     return path
 
 

@@ -1,0 +1,92 @@
+"""Fixtures: a real model saved by MLflow, packaged by mlci, and a real server process on loopback."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlci.manifest import ServedModel
+from mlci.package import package
+from mlci.process import ServerProcess, free_port
+from models import save_sklearn_forest
+
+MLCI = str(Path(sys.executable).parent / "mlci")
+
+
+@pytest.fixture(scope="session")
+def forest_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_sklearn_forest(tmp_path_factory.mktemp("forest") / "model", trees=20)
+
+
+@pytest.fixture(scope="session")
+def forest_package(forest_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> ServedModel:
+    return package(str(forest_dir), tmp_path_factory.mktemp("packaged") / "forest", version="7", log=lambda _: None)
+
+
+def start_server(served: ServedModel, log: Path, *options: str) -> ServerProcess:
+    port = free_port()
+    command = [MLCI, "serve", str(served.directory), "--port", str(port), *options]
+    return ServerProcess(command, f"http://127.0.0.1:{port}/readyz", log).start(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def server(forest_package: ServedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    process = start_server(
+        forest_package,
+        tmp_path_factory.mktemp("server") / "serve.log",
+        "--drift-window",
+        "200",
+        "--max-rows",
+        "500",
+        "--max-body-bytes",
+        "200000",
+    )
+    try:
+        yield Server(process)
+    finally:
+        process.stop()
+
+
+class Server:
+    """A running `mlci serve` and the requests a test makes to it."""
+
+    def __init__(self, process: ServerProcess) -> None:
+        self.process = process
+        self.url = process.ready_url.rsplit("/", 1)[0]
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> tuple[int, bytes, dict[str, str]]:
+        headers = {"Content-Type": content_type} if body is not None else {}
+        request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            return error.code, error.read(), dict(error.headers)
+
+    def post(self, path: str, document: Any) -> tuple[int, Any]:
+        status, body, _ = self.request("POST", path, json.dumps(document).encode())
+        return status, json.loads(body)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        status, body, _ = self.request("GET", path)
+        return status, body
+
+    def metrics(self) -> dict[str, float]:
+        """The /metrics exposition as {series with labels: value}."""
+        status, body = self.get("/metrics")
+        assert status == 200
+        series = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                series[name] = float(value)
+        return series

@@ -1,0 +1,182 @@
+"""Request bodies to model inputs: every MLflow format, the v2 protocol, and every kind of bad request."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mlci.payload import RequestError, RequestParser
+from mlci.schema import Feature, InputSchema
+
+NUMBERS = InputSchema((Feature("a", "double"), Feature("b", "double"), Feature("c", "double")), "columns", "float64")
+MIXED = InputSchema(
+    (
+        Feature("x", "double"),
+        Feature("n", "long"),
+        Feature("flag", "boolean"),
+        Feature("opt", "double", required=False),
+    ),
+    "columns",
+    "float64",
+)
+TENSOR = InputSchema(tuple(Feature(str(i), "float") for i in range(3)), "tensor", "float32")
+ROWS = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.5]]
+
+
+def parse(document, schema=NUMBERS, content_type="application/json", max_rows=100):
+    body = document if isinstance(document, bytes) else json.dumps(document).encode()
+    return RequestParser(schema, max_rows).invocations(body, content_type)
+
+
+def refused(document, schema=NUMBERS, content_type="application/json", max_rows=100) -> RequestError:
+    with pytest.raises(RequestError) as caught:
+        parse(document, schema, content_type, max_rows)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"dataframe_split": {"columns": ["a", "b", "c"], "data": ROWS}},
+        {"dataframe_split": {"columns": ["c", "a", "b"], "data": [[3.0, 1.0, 2.0], [6.5, 4.0, 5.0]]}},
+        {"dataframe_split": {"index": [0, 1], "columns": ["a", "b", "c"], "data": ROWS}, "params": {}},
+        {"dataframe_records": [{"a": 1.0, "b": 2.0, "c": 3.0}, {"c": 6.5, "b": 5, "a": 4}]},
+        {"instances": ROWS},
+        {"instances": [{"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 4.0, "b": 5.0, "c": 6.5}]},
+        {"inputs": ROWS},
+        {"inputs": {"a": [1.0, 4.0], "b": [2.0, 5.0], "c": [3.0, 6.5]}},
+    ],
+)
+def test_every_mlflow_format_gives_the_same_matrix(document):
+    batch = parse(document)
+    assert batch.matrix is not None and batch.matrix.dtype == np.float64
+    assert batch.matrix.tolist() == ROWS
+
+
+def test_csv_bodies_are_read_with_their_header():
+    batch = parse(b"b,a,c\n2,1,3\n5,4,6.5\n", content_type="text/csv; charset=utf-8")
+    assert batch.matrix.tolist() == ROWS
+
+
+def test_a_tensor_model_gets_its_own_dtype():
+    batch = parse({"inputs": ROWS}, TENSOR)
+    assert batch.matrix.dtype == np.float32 and batch.matrix.shape == (2, 3)
+
+
+def test_mixed_columns_are_checked_one_by_one():
+    batch = parse(
+        {"dataframe_records": [{"x": 1.5, "n": 2, "flag": True}, {"x": 0, "n": 3.0, "flag": False, "opt": None}]}, MIXED
+    )
+    assert batch.matrix[:, :3].tolist() == [[1.5, 2.0, 1.0], [0.0, 3.0, 0.0]]
+    assert np.isnan(batch.matrix[:, 3]).all()
+
+
+@pytest.mark.parametrize(
+    ("document", "status", "message"),
+    [
+        (b"", 400, "the body is empty"),
+        (b'{"dataframe_split": ', 400, "invalid JSON"),
+        (b"\xff\xfe{}", 400, "invalid JSON"),
+        (b"[" * 5000 + b"]" * 5000, 400, "invalid JSON"),
+        ([1, 2], 400, "must be a JSON object"),
+        ({}, 400, "exactly one of the keys"),
+        ({"inputs": ROWS, "instances": ROWS}, 400, "found instances, inputs"),
+        ({"data": ROWS}, 400, "unknown key 'data'"),
+        ({"inputs": ROWS, "params": 3}, 400, "'params' must be an object"),
+        ({"dataframe_split": ROWS}, 400, "'dataframe_split' must be an object"),
+        ({"dataframe_split": {"columns": ["a", "b", "c"]}}, 400, "needs 'data'"),
+        ({"dataframe_split": {"columns": ["a", "b", "c"], "data": ROWS, "orient": 1}}, 400, "unknown key 'orient'"),
+        ({"dataframe_split": {"columns": ["a", "b", "x"], "data": ROWS}}, 400, "unknown column 'x'"),
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}, 400, "missing column 'c'"),
+        ({"dataframe_split": {"columns": ["a", "a", "b"], "data": ROWS}}, 400, "column 'a' appears twice"),
+        ({"dataframe_split": {"columns": "abc", "data": ROWS}}, 400, "must be a list of column names"),
+        ({"dataframe_split": {"columns": ["a", "b", "c"], "data": ROWS, "index": [0]}}, 400, "one entry per row"),
+        ({"inputs": [[1.0, 2.0]]}, 400, "inputs[0] has 2 values; the model takes 3"),
+        ({"inputs": [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]]}, 400, "inputs[1] has 4 values"),
+        ({"inputs": [1.0, 2.0, 3.0]}, 400, "wrap a single row in a list"),
+        ({"inputs": [[1.0, "2", 3.0]]}, 400, "inputs[0], column 'b': expected a number (double), got a string"),
+        ({"inputs": [[1.0, True, 3.0]]}, 400, "column 'b': expected a number (double), got a boolean"),
+        ({"inputs": [[1.0, [2.0], 3.0]]}, 400, "column 'b': expected a number (double), got a list"),
+        ({"inputs": [[1.0, None, 3.0]]}, 400, "column 'b': null is not allowed"),
+        (b'{"inputs": [[1.0, NaN, 3.0]]}', 400, "column 'b': NaN is not allowed"),
+        (b'{"inputs": [[1.0, 2.0, -Infinity]]}', 400, "column 'c': -inf is not allowed"),
+        ({"inputs": []}, 400, "'inputs' has no rows"),
+        ({"inputs": "rows"}, 400, "'inputs' must be a list of rows, got a string"),
+        ({"inputs": {"a": [1.0], "b": [2.0]}}, 400, "missing column 'c'"),
+        ({"inputs": {"a": [1.0], "b": [2.0], "c": [3.0, 4.0]}}, 400, "different lengths"),
+        ({"inputs": {"a": [1.0], "b": [2.0], "c": 3.0}}, 400, "'inputs.c' must be a list"),
+        ({"dataframe_records": [{"a": 1.0, "b": 2.0}]}, 400, "dataframe_records[0], column 'c' is missing"),
+        ({"dataframe_records": [{"a": 1.0, "b": 2.0, "c": 3, "d": 4}]}, 400, "unknown column 'd'"),
+        ({"dataframe_records": [[1.0, 2.0, 3.0]]}, 400, "must be an object of column: value"),
+        ({"inputs": [[1.0, 2.0, 3.0]] * 101}, 413, "has 101 rows; this server takes at most 100"),
+        (b"a,b,c\n1,2,oops\n", 400, "column 'c': expected a number (double), got a string \"oops\""),
+        (b"a,b\n1,2\n", 400, "missing column 'c'"),
+        (b"a,b,c\n1,2,3,4\n", 400, "has 4 values; the model takes 3"),
+        (b"\n", 400, "the CSV body is empty"),
+    ],
+)
+def test_bad_requests_are_refused_naming_the_problem(document, status, message):
+    content_type = "text/csv" if isinstance(document, bytes) and document[:1] in (b"a", b"\n") else "application/json"
+    error = refused(document, content_type=content_type, max_rows=100)
+    assert error.status == status
+    assert message in error.message
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"inputs": [[1.5, 2.5, True]]}, "column 'n': expected an integer (long), got 2.5"),
+        ({"inputs": [[1.5, 2, 1]]}, "column 'flag': expected a boolean, got a number"),
+        ({"inputs": [["1.5", 2, True]]}, "column 'x': expected a number (double), got a string"),
+    ],
+)
+def test_integer_and_boolean_columns_take_only_their_own_values(document, message):
+    schema = InputSchema(MIXED.features[:3], "columns", "float64")
+    assert message in refused(document, schema).message
+
+
+def test_unknown_content_types_get_415():
+    error = refused(b"a=1", content_type="application/x-www-form-urlencoded")
+    assert error.status == 415 and "application/x-www-form-urlencoded" in error.message
+
+
+def v2(inputs, schema=NUMBERS, **extra):
+    body = json.dumps({"inputs": inputs, **extra}).encode()
+    return RequestParser(schema, 100).v2_infer(body)
+
+
+def test_v2_takes_one_tensor_per_column_or_one_matrix_named_input():
+    columns = [{"name": n, "shape": [2], "datatype": "FP64", "data": [r[i] for r in ROWS]} for i, n in enumerate("abc")]
+    batch, request_id = v2(columns, id="r-1")
+    assert batch.matrix.tolist() == ROWS and request_id == "r-1"
+    batch, _ = v2([{"name": "input", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6.5]}])
+    assert batch.matrix.tolist() == ROWS
+    batch, _ = v2([{"name": "input", "shape": [2, 3], "datatype": "FP32", "data": ROWS}], TENSOR)
+    assert batch.matrix.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ("x", "'inputs' must be a non-empty list"),
+        ([], "'inputs' must be a non-empty list"),
+        ([{"name": "input", "shape": [1, 3], "datatype": "FP64"}], "inputs[0] is missing 'data'"),
+        ([{"name": "input", "shape": [1, 3], "datatype": "FP99", "data": [1, 2, 3]}], 'datatype "FP99"'),
+        ([{"name": "input", "shape": [1, 3], "datatype": "FP64", "data": [1, 2]}], "has 2 values but its shape"),
+        ([{"name": "input", "shape": [-1, 3], "datatype": "FP64", "data": [1, 2, 3]}], "non-negative integers"),
+        ([{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}], "the model takes [rows, 3]"),
+        ([{"name": "input", "shape": [1, 3], "datatype": "FP64", "data": [1, "x", 3]}], "expected a number (FP64)"),
+        (
+            [{"name": "input", "shape": [1, 3], "datatype": "BYTES", "data": ["a", "b", "c"]}],
+            "column 'a': expected a number",
+        ),
+        ([{"name": "wrong", "shape": [1], "datatype": "FP64", "data": [1]}], "unknown input 'wrong'"),
+        ([{"name": "a", "shape": [1], "datatype": "FP64", "data": [1]}], "missing input 'b'"),
+        ([{"name": "input", "shape": [1000, 3], "datatype": "FP64", "data": [0] * 3000}], "at most 100"),
+    ],
+)
+def test_bad_v2_requests_are_refused_naming_the_problem(inputs, message):
+    with pytest.raises(RequestError) as caught:
+        v2(inputs)
+    assert message in caught.value.message
+    assert caught.value.status in (400, 413)

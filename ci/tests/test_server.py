@@ -1,0 +1,256 @@
+"""The server, as a real process on 127.0.0.1: endpoints, bad requests, metrics, drift and shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from conftest import MLCI, Server, start_server
+
+from mlci.process import free_port
+from models import breast_cancer_frame
+
+FRAME = breast_cancer_frame()
+COLUMNS = list(FRAME.columns)
+
+
+def split(rows) -> dict:
+    return {"dataframe_split": {"columns": COLUMNS, "data": np.asarray(rows).tolist()}}
+
+
+def test_invocations_answers_in_every_mlflow_format(server: Server):
+    rows = FRAME.iloc[:3]
+    documents = [
+        split(rows),
+        {"dataframe_records": rows.to_dict(orient="records")},
+        {"instances": rows.to_numpy().tolist()},
+        {"inputs": {c: rows[c].tolist() for c in COLUMNS}},
+    ]
+    answers = [server.post("/invocations", d) for d in documents]
+    assert all(status == 200 for status, _ in answers)
+    predictions = [np.asarray(body["predictions"]) for _, body in answers]
+    assert predictions[0].shape == (3, 2)
+    assert all(np.array_equal(p, predictions[0]) for p in predictions)
+    assert np.allclose(predictions[0].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_csv_is_accepted_too(server: Server):
+    body = FRAME.iloc[:2].to_csv(index=False).encode()
+    status, payload, _ = server.request("POST", "/invocations", body, "text/csv")
+    assert status == 200 and len(json.loads(payload)["predictions"]) == 2
+
+
+def test_the_v2_protocol_serves_metadata_and_inference(server: Server):
+    status, body = server.get("/v2/models/tumor-classifier")
+    metadata = json.loads(body)
+    assert status == 200 and metadata["versions"] == ["7"]
+    assert [i["name"] for i in metadata["inputs"]] == COLUMNS
+    row = FRAME.iloc[0].tolist()
+    request = {"id": "abc", "inputs": [{"name": "input", "shape": [1, 30], "datatype": "FP64", "data": row}]}
+    status, answer = server.post("/v2/models/tumor-classifier/infer", request)
+    assert status == 200 and answer["id"] == "abc" and answer["model_version"] == "7"
+    (output,) = answer["outputs"]
+    assert output["name"] == "probabilities" and output["shape"] == [1, 2] and output["datatype"] == "FP32"
+    status, versioned = server.post("/v2/models/tumor-classifier/versions/7/infer", request)
+    assert status == 200 and versioned["outputs"][0]["data"] == output["data"]
+    _, mlflow_answer = server.post("/invocations", split([row]))
+    assert np.allclose(mlflow_answer["predictions"][0], output["data"])
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/ping", 200),
+        ("/v2", 200),
+        ("/v2/health/live", 200),
+        ("/v2/health/ready", 200),
+        ("/v2/models/tumor-classifier/ready", 200),
+        ("/version", 200),
+        ("/openapi.json", 200),
+        ("/v2/models/other", 404),
+        ("/v2/models/tumor-classifier/versions/3", 404),
+        ("/nowhere", 404),
+    ],
+)
+def test_get_endpoints(server: Server, path: str, status: int):
+    assert server.get(path)[0] == status
+
+
+def test_methods_other_than_the_routes_own_get_405(server: Server):
+    status, body, headers = server.request("GET", "/invocations")
+    assert status == 405 and headers["allow"] == "POST" and b"use POST" in body
+    assert server.request("DELETE", "/healthz")[0] == 405
+    assert server.request("POST", "/metrics", b"{}")[0] == 405
+
+
+BAD_BODIES = [
+    (b"", "application/json", 400, "the body is empty"),
+    (b"{not json", "application/json", 400, "invalid JSON"),
+    (b'{"inputs": [[1, 2]]}', "application/json", 400, "has 2 values; the model takes 30"),
+    (
+        json.dumps({"dataframe_split": {"columns": ["radius", *COLUMNS[1:]], "data": [[1] * 30]}}).encode(),
+        "application/json",
+        400,
+        "unknown column 'radius'",
+    ),
+    (
+        json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [["x"] * 30]}}).encode(),
+        "application/json",
+        400,
+        "column 'mean radius': expected a number (double), got a string",
+    ),
+    (b'{"inputs": [[' + b"1," * 29 + b"NaN]]}", "application/json", 400, "NaN is not allowed"),
+    (b'{"inputs": [[' + b"1," * 29 + b"null]]}", "application/json", 400, "null is not allowed"),
+    (json.dumps({"inputs": [[1.0] * 30] * 501}).encode(), "application/json", 413, "at most 500 per request"),
+    (b"x" * 200_001, "application/json", 413, "at most 200000"),
+    (b"<xml/>", "application/xml", 415, "unsupported content type 'application/xml'"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "message"), BAD_BODIES)
+def test_bad_requests_get_a_4xx_naming_the_problem(server: Server, body, content_type, status, message):
+    answer_status, answer, _ = server.request("POST", "/invocations", body, content_type)
+    assert answer_status == status
+    assert message in json.loads(answer)["message"]
+
+
+def test_a_streamed_body_over_the_limit_gets_413(server: Server):
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"[" * 50_000
+        for _ in range(5):
+            connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        connection.settimeout(10)
+        reply = connection.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 413")
+
+
+def test_metrics_count_requests_latency_predictions_and_name_the_model(server: Server):
+    before = server.metrics()
+    for _ in range(5):
+        server.post("/invocations", split(FRAME.iloc[:4]))
+    server.request("POST", "/invocations", b"{bad")
+    after = server.metrics()
+    ok = 'mlci_requests_total{route="/invocations",code="200"}'
+    bad = 'mlci_requests_total{route="/invocations",code="400"}'
+    assert after[ok] - before.get(ok, 0) == 5
+    assert after[bad] - before.get(bad, 0) == 1
+    count = 'mlci_request_duration_seconds_count{route="/invocations"}'
+    assert after[count] - before[count] == 6
+    predicted = sum(after[f'mlci_predictions_total{{class="{c}"}}'] for c in ("malignant", "benign"))
+    assert predicted - sum(before[f'mlci_predictions_total{{class="{c}"}}'] for c in ("malignant", "benign")) == 20
+    assert after["mlci_prediction_score_count"] - before["mlci_prediction_score_count"] == 20
+    assert after['mlci_prediction_score_bucket{le="+Inf"}'] == after["mlci_prediction_score_count"]
+    info = [k for k in after if k.startswith("mlci_model_info")]
+    assert len(info) == 1 and 'name="tumor-classifier"' in info[0] and 'version="7"' in info[0]
+    assert 'runtime="onnx"' in info[0] and "sha256=" in info[0]
+
+
+def test_drift_gauges_move_when_shifted_data_arrives(server: Server):
+    training = FRAME.sample(200, random_state=0)
+    server.post("/invocations", split(training))
+    steady = server.metrics()
+    assert steady["mlci_drift_window_rows"] == 200
+    radius = 'mlci_feature_psi{feature="mean radius"}'
+    assert steady[radius] < 0.25
+    shifted = training.copy()
+    shifted["mean radius"] += 3 * FRAME["mean radius"].std()
+    server.post("/invocations", split(shifted))
+    drifted = server.metrics()
+    assert drifted[radius] > 1.0
+    assert drifted['mlci_feature_psi{feature="mean texture"}'] < 0.25  # the other features did not move
+
+
+def test_sigterm_drains_the_request_in_flight_then_exits_0(forest_package, tmp_path):
+    process = start_server(forest_package, tmp_path / "serve.log")
+    host, port = process.ready_url.removeprefix("http://").split("/")[0].split(":")
+    body = json.dumps(split(FRAME.iloc[:2])).encode()
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:20])
+        )
+        time.sleep(0.3)
+        process.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.process.poll() is None  # still draining
+        with pytest.raises(OSError):
+            socket.create_connection((host, int(port)), timeout=2).close()  # no longer accepting
+        connection.sendall(body[20:])
+        connection.settimeout(10)
+        reply = b""
+        while chunk := connection.recv(65536):  # the server closes the connection after this response
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert b'"predictions"' in reply
+    assert process.process.wait(timeout=15) == 0
+
+
+def test_workers_share_the_port_and_the_metrics(forest_package, tmp_path):
+    process = start_server(forest_package, tmp_path / "serve.log", "--workers", "2", "--threads", "1")
+    try:
+        server = Server(process)
+        for _ in range(40):  # each request on a new connection: the kernel spreads them over the workers
+            assert server.post("/invocations", split(FRAME.iloc[:1]))[0] == 200
+        totals = {server.metrics()['mlci_requests_total{route="/invocations",code="200"}'] for _ in range(6)}
+        assert totals == {40.0}  # whichever worker answers the scrape, it reports both workers' counts
+        assert len(set(_worker_pids(process.process.pid))) == 2
+    finally:
+        assert process.stop() == 0
+
+
+def _worker_pids(parent: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_a_port_in_use_is_a_clear_error(forest_package):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [MLCI, "serve", str(forest_package.directory), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_serving_an_mlflow_directory_packages_it_first(forest_dir, tmp_path):
+    port = free_port()
+    from mlci.process import ServerProcess
+
+    with ServerProcess(
+        [MLCI, "serve", str(forest_dir), "--port", str(port), "--version", "3"],
+        f"http://127.0.0.1:{port}/readyz",
+        tmp_path / "serve.log",
+    ).start(timeout=120) as process:
+        server = Server(process)
+        assert server.post("/invocations", split(FRAME.iloc[:1]))[0] == 200
+        assert json.loads(server.get("/version")[1])["version"] == "3"
+    assert "exported to ONNX" in process.log()
+
+
+def test_bad_options_are_refused(forest_package):
+    done = subprocess.run(
+        [MLCI, "serve", str(forest_package.directory), "--workers", "0"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "--workers" in done.stderr
+    done = subprocess.run(
+        [MLCI, "serve", str(forest_package.directory), "--runtime", "tensorrt"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "--runtime 'tensorrt' is not one of auto, onnx, pyfunc" in done.stderr
