@@ -11,6 +11,7 @@ FRAMEWORK = {{ cookiecutter.model_framework | tojson }}
 FRAMEWORKS = ("sklearn", "pytorch")
 DVC_REMOTE = {{ cookiecutter.dvc_remote_url | tojson }}
 PROJECT = {{ cookiecutter.project | tojson }}
+MLCI_SOURCE = {{ cookiecutter.mlci_source | tojson }}
 
 
 def choose_variants(root: Path, chosen: str) -> None:
@@ -35,6 +36,26 @@ def point_dvc_remote(root: Path, url: str) -> None:
     config.write_text(config.read_text().replace(f"url = {url}\n", f"url = ../{url}\n"))
 
 
+def mlci_requirement(source: str) -> str:
+    """The pip requirement of mlci with its packaging extra, from a URL, a name==version or a path.
+
+    A relative path is relative to the project; it is written absolute so that every tool reads it alike.
+    """
+    if "://" in source:
+        return f"mlci[package] @ {source}"
+    if source.startswith("mlci") and not Path(source).exists():
+        return "mlci[package]" + source.removeprefix("mlci")
+    return f"mlci[package] @ {Path(source).expanduser().resolve().as_uri()}"
+
+
+def write_mlci_requirement(root: Path, source: str) -> None:
+    (root / "requirements" / "mlci.txt").write_text(
+        "# The mlci toolkit (package, serve, certify), installed after the locks without dependencies:\n"
+        "# its dependencies are locked in main.txt. Set by the cookiecutter value mlci_source.\n"
+        f"{mlci_requirement(source)}\n"
+    )
+
+
 def init_git(root: Path) -> None:
     """DVC needs the project to be the root of a git repository (not a folder of an enclosing one)."""
     if shutil.which("git") is not None and not (root / ".git").exists():
@@ -45,6 +66,7 @@ def main() -> None:
     root = Path.cwd()
     choose_variants(root, FRAMEWORK)
     point_dvc_remote(root, DVC_REMOTE)
+    write_mlci_requirement(root, MLCI_SOURCE)
     init_git(root)
     print(
         f"\nCreated {root}\nNext:\n"

@@ -41,9 +41,14 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: 
 
 
 def bake(output_dir: Path, **context: str) -> Path:
-    """Generate a project with the template's defaults overridden by `context`; its directory."""
+    """Generate a project with the template's defaults overridden by `context`; its directory.
+
+    mlci comes from this checkout's ci/ unless `context` says otherwise: the default git URL names a
+    release that a machine without GitHub cannot fetch.
+    """
     from cookiecutter.main import cookiecutter
 
+    context.setdefault("mlci_source", str(TEMPLATE / "ci"))
     output_dir.mkdir(parents=True, exist_ok=True)
     return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir), extra_context=context))
 

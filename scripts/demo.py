@@ -31,7 +31,7 @@ def step(title: str, action: Callable[[], object]) -> object:
 
 def main() -> None:
     shutil.rmtree(DEMO, ignore_errors=True)
-    project: Path = step("bake a project with the default values", lambda: bake(DEMO, mlci_source=str(TEMPLATE / "ci")))
+    project: Path = step("bake a project with the default values", lambda: bake(DEMO))
     env = project_env(project)
 
     def sh(*args: str) -> Timed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ from bakery import Timed, bake, commit_all, project_env, run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["ingest", "validate", "featurize", "train", "evaluate"]
+STAGES = ["ingest", "validate", "featurize", "train", "evaluate", "package"]
 
 
 class Project:
@@ -104,6 +105,54 @@ class PipelineContract:
         metrics = json.loads((project.root / "metrics.json").read_text())
         assert seen["metrics"]["test_accuracy"] == pytest.approx(metrics["accuracy"])
         assert seen["params"]["seed"] == "42"
+
+    def test_the_packaged_model_is_onnx_and_predicts_what_the_trained_model_predicts(self, project):
+        info = json.loads((project.root / "models" / "model_info.json").read_text())
+        served = json.loads((project.root / "models" / "serving" / "serving.json").read_text())
+        assert (served["runtime"], served["name"], served["version"]) == (
+            "onnx",
+            info["registered_model"],
+            str(info["version"]),
+        )
+        assert served["output"]["classes"] == [str(c) for c in info["classes"]]
+        assert served["baseline"]["features"] == info["features"]
+        code = """
+    import json
+    from pathlib import Path
+    import pandas as pd
+    from mlci.parity import check_parity
+    test = pd.read_parquet("data/prepared/test.parquet").drop(columns=["target"])
+    result = check_parity(Path("models/serving"), Path("models/model"), test, tolerance=1e-5)
+    print(json.dumps({"rows": result.rows, "max_abs_diff": result.max_abs_diff}))
+    """
+        parity = json.loads(project.python(code).check().stdout.strip().splitlines()[-1])
+        assert parity["rows"] == len(pd.read_parquet(project.root / "data" / "prepared" / "test.parquet"))
+        assert parity["max_abs_diff"] <= 1e-5
+
+    def test_mlci_serves_the_packaged_model(self, project, tmp_path):
+        from mlci.process import ServerProcess, free_port
+
+        port = free_port()
+        mlci = str(project.root / ".venv" / "bin" / "mlci")
+        rows = pd.read_parquet(project.root / "data" / "prepared" / "test.parquet").drop(columns=["target"])
+        body = json.dumps({"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}})
+        with ServerProcess(
+            [mlci, "serve", "models/serving", "--port", str(port)],
+            f"http://127.0.0.1:{port}/readyz",
+            tmp_path / "serve.log",
+        ) as server:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", data=body.encode(), headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                predictions = json.loads(response.read())["predictions"]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+                metrics = response.read().decode()
+        assert server.process.returncode == 0
+        assert len(predictions) == len(rows)
+        assert f"mlci_drift_window_rows {len(rows)}" in metrics
+        info = json.loads((project.root / "models" / "model_info.json").read_text())
+        assert f'version="{info["version"]}"' in metrics
 
     def test_dvc_push_and_pull_round_trip_through_the_default_remote(self, project):
         project.sh("dvc", "push", "--run-cache").check()

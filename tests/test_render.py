@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import bake, run
+from bakery import TEMPLATE, bake, run
 
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 FRAMEWORKS = ["sklearn", "pytorch"]
@@ -110,6 +110,11 @@ def test_the_locks_are_hash_pinned_and_name_no_index(baked):
         text = lock.read_text()
         if lock.name == "torch.txt":
             assert text.strip() == "torch==2.13.0"
+            continue
+        if lock.name == "mlci.txt":  # one requirement, from the cookiecutter value mlci_source
+            assert [line for line in text.splitlines() if not line.startswith("#")] == [
+                f"mlci[package] @ {(TEMPLATE / 'ci').as_uri()}"
+            ]
             continue
         pins = re.findall(r"^[A-Za-z0-9_.-]+==\S+", text, flags=re.M)
         assert pins and text.count("--hash=sha256:") >= len(pins)

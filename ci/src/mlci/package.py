@@ -25,6 +25,7 @@ from .parity import ParityResult, compare
 from .payload import Batch
 from .runtime import OnnxRuntime, model_input
 from .schema import InputSchema, from_signature
+from .tree_precision import match_sklearn_trees
 
 DEFAULT_TOLERANCE = 1e-5
 SAMPLE_ROWS = 256
@@ -112,14 +113,25 @@ def sample_inputs(schema: InputSchema, baseline: Baseline | None, example: Any, 
         generator = np.random.default_rng(seed)
         columns = []
         for edges in baseline.edges:
+            # Values drawn uniformly inside every bin (the outer ones a tenth wider than the inner span),
+            # and the edges themselves, which are values of the training data.
             points = np.asarray(edges, dtype=np.float64)
-            if points.size:
-                spread = max(float(points[-1] - points[0]), 1.0)
-                middles = (points[1:] + points[:-1]) / 2
-                points = np.concatenate([points, middles, [points[0] - spread / 10, points[-1] + spread / 10]])
-            else:
-                points = np.zeros(1)
-            columns.append(generator.choice(points, size=rows))
+            spread = max(float(points[-1] - points[0]), 1.0) if points.size else 1.0
+            bounds = np.concatenate(
+                [
+                    [points[0] - spread / 10] if points.size else [-spread],
+                    points,
+                    [points[-1] + spread / 10] if points.size else [spread],
+                ]
+            )
+            bins = generator.integers(0, bounds.size - 1, size=rows)
+            inside = bounds[bins] + generator.random(rows) * (bounds[bins + 1] - bounds[bins])
+            column = (
+                np.where(generator.random(rows) < 0.2, generator.choice(points, size=rows), inside)
+                if points.size
+                else inside
+            )
+            columns.append(column)
         parts.append(np.column_stack(columns))
     if not parts:
         raise ModelError("no sample to check the export on: the model has no input example and no baseline")
@@ -171,6 +183,7 @@ def _export_sklearn(
         raise ModelError(f"pyfunc_predict_fn {method!r} has no ONNX export; mlci exports predict and predict_proba")
     options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
     onnx_model = to_onnx(model, sample.matrix[:1], options=options)
+    match_sklearn_trees(onnx_model, model)
     out.write_bytes(onnx_model.SerializeToString())
     output = "probabilities" if method == "predict_proba" else onnx_model.graph.output[0].name
     return {"input": onnx_model.graph.input[0].name, "output": output, "dtype": sample.matrix.dtype.name}

@@ -81,7 +81,9 @@ def predict_proba(model: Classifier, features: pd.DataFrame) -> Any:
         return model(torch.from_numpy(model_input(features))).numpy()
 
 
-def log_model(model: Classifier, registered_name: str, signature: Any, input_example: np.ndarray) -> Any:
+def log_model(
+    model: Classifier, registered_name: str, signature: Any, input_example: np.ndarray, metadata: dict[str, Any]
+) -> Any:
     """Log the model to the active MLflow run and register a version; pyfunc predicts probabilities.
 
     The 'pt2' format stores the traced graph (torch.export), so loading it needs no class of ours.
@@ -94,5 +96,6 @@ def log_model(model: Classifier, registered_name: str, signature: Any, input_exa
         registered_model_name=registered_name,
         signature=signature,
         input_example=input_example,
+        metadata=metadata,
         serialization_format="pt2",
     )

@@ -49,7 +49,9 @@ def predict_proba(model: Pipeline, features: pd.DataFrame) -> Any:
     return model.predict_proba(features)
 
 
-def log_model(model: Pipeline, registered_name: str, signature: Any, input_example: pd.DataFrame) -> Any:
+def log_model(
+    model: Pipeline, registered_name: str, signature: Any, input_example: pd.DataFrame, metadata: dict[str, Any]
+) -> Any:
     """Log the model to the active MLflow run and register a version; pyfunc predicts probabilities."""
     import mlflow.sklearn
     from skops.io import dumps, get_untrusted_types
@@ -60,6 +62,7 @@ def log_model(model: Pipeline, registered_name: str, signature: Any, input_examp
         registered_model_name=registered_name,
         signature=signature,
         input_example=input_example,
+        metadata=metadata,
         pyfunc_predict_fn="predict_proba",
         # The pipeline's own types: skops refuses to load types it was not told to trust.
         skops_trusted_types=get_untrusted_types(data=dumps(model)),

@@ -50,6 +50,7 @@ def _replace_dir(source: Path, destination: Path) -> None:
 
 def train(params: Params) -> None:
     import mlflow
+    from mlci.drift import feature_baseline
     from mlflow.models import infer_signature
 
     features, labels = split_xy(pd.read_parquet(TRAIN_DATA), params.ingest.target)
@@ -63,7 +64,15 @@ def train(params: Params) -> None:
         mlflow.log_metric("train_accuracy", train_accuracy)
         sample = framework.model_input(features.head(5))
         signature = infer_signature(sample, proba[:5])
-        logged = framework.log_model(model, REGISTERED_MODEL, signature, sample)
+        # Travels in the model's MLmodel file: what mlci serves drift gauges and class names from.
+        metadata = {
+            "mlci": {
+                "name": REGISTERED_MODEL,
+                "classes": [str(c) for c in classes],
+                "baseline": feature_baseline(features.to_numpy(dtype=np.float64), list(features.columns)),
+            }
+        }
+        logged = framework.log_model(model, REGISTERED_MODEL, signature, sample, metadata)
         with tempfile.TemporaryDirectory() as scratch:
             local = mlflow.artifacts.download_artifacts(logged.model_uri, dst_path=scratch)
             _replace_dir(Path(local), MODEL_DIR)
