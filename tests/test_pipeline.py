@@ -140,6 +140,7 @@ class PipelineContract:
             [mlci, "serve", "models/serving", "--port", str(port)],
             f"http://127.0.0.1:{port}/readyz",
             tmp_path / "serve.log",
+            cwd=project.root,
         ) as server:
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}/invocations", data=body.encode(), headers={"Content-Type": "application/json"}

@@ -33,8 +33,11 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 class ServerProcess:
     """`command` in its own process group, logging to `log`; `start` returns once `ready_url` answers 200."""
 
-    def __init__(self, command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.command = command
+        self.cwd = cwd
         self.ready_url = ready_url
         self.log_path = log
         self.env = {**os.environ, **(env or {})}
@@ -44,7 +47,7 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
