@@ -42,6 +42,7 @@ test-fast: setup ## The tests that bake but run no pipeline.
 lint: setup ## Lint the template's own code.
 	ruff check scripts tests bench ci
 	ruff format --check scripts tests bench ci
+	cd ci && mypy src
 
 bench: setup ## Time bake, cold repro and no-op repro.
 	python bench/pipeline.py

@@ -27,6 +27,7 @@ log = logging.getLogger("mlci.serve")
 
 JSON = b"application/json"
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+Handler = Callable[[str, bytes, str], tuple[int, bytes, bytes]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 V2_DATATYPE = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
 WARMUP_ROUNDS = 20
@@ -308,6 +309,7 @@ class ServingApp:
         version = None
         if len(rest) >= 2 and rest[0] == "versions":
             version, rest = rest[1], rest[2:]
+        handler: Handler
         if not rest:
             route, handler, post = "/v2/models/{name}", self._v2_model, False
         elif rest == ["infer"]:

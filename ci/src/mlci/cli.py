@@ -52,7 +52,7 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted", min=1)] = 16 * 1024 * 1024,
     max_rows: Annotated[int, typer.Option(help="Most rows in one request", min=1)] = 10_000,
     drift_window: Annotated[int, typer.Option(help="Rows in each worker's drift window", min=1)] = 1000,
-    graceful_timeout: Annotated[float, typer.Option(help="Seconds to drain requests on SIGTERM", min=0)] = 30.0,
+    graceful_timeout: Annotated[int, typer.Option(help="Seconds to drain requests on SIGTERM", min=0)] = 30,
     runtime: Annotated[str, typer.Option(help=RUNTIME_HELP)] = "auto",
     name: Annotated[str | None, typer.Option(help="Model name when packaging here")] = None,
     version: Annotated[str | None, typer.Option(help="Model version when packaging here")] = None,

@@ -113,7 +113,7 @@ def psi(actual_counts: np.ndarray, expected_fractions: np.ndarray) -> np.ndarray
     expected = np.maximum(expected_fractions, EPSILON)
     padded = expected_fractions <= 0
     terms = np.where(padded & (actual_counts == 0), 0.0, (actual - expected) * np.log(actual / expected))
-    result = terms.sum(axis=1)
+    result: np.ndarray = terms.sum(axis=1)
     result[totals[:, 0] == 0] = np.nan
     return result
 

@@ -35,9 +35,8 @@ def _plain(description: str, schema: dict[str, Any] | None = None) -> dict[str, 
 def describe(model: ServedModel) -> dict[str, Any]:
     """An OpenAPI 3.0 document for every endpoint of the server of `model`."""
     features = model.inputs.features
-    value = {"oneOf": [{"type": JSON_TYPES[f.type]} for f in {f.type: f for f in features}.values()]}
-    if len(value["oneOf"]) == 1:
-        value = value["oneOf"][0]
+    kinds = [{"type": JSON_TYPES[kind]} for kind in dict.fromkeys(f.type for f in features)]
+    value: dict[str, Any] = kinds[0] if len(kinds) == 1 else {"oneOf": kinds}
     names = [f.name for f in features]
     row = {"type": "array", "items": value, "minItems": len(names), "maxItems": len(names)}
     record = {

@@ -35,7 +35,7 @@ class ServeOptions:
     threads: int = 1
     limits: Limits = field(default_factory=Limits)
     drift_window: int = 1000
-    graceful_timeout: float = 30.0
+    graceful_timeout: int = 30
     log_level: str = "info"
 
 
