@@ -254,3 +254,21 @@ def test_bad_options_are_refused(forest_package):
         [MLCI, "serve", str(forest_package.directory), "--runtime", "tensorrt"], capture_output=True, text=True
     )
     assert done.returncode == 2 and "--runtime 'tensorrt' is not one of auto, onnx, pyfunc" in done.stderr
+
+
+def test_a_model_that_fails_to_load_stops_the_server(forest_package, tmp_path):
+    import shutil
+
+    from mlci.manifest import artifact_sha256
+
+    broken = tmp_path / "broken"
+    shutil.copytree(forest_package.directory, broken)
+    (broken / "model.onnx").write_bytes(b"not an onnx model")
+    manifest = json.loads((broken / "serving.json").read_text())
+    manifest["sha256"] = artifact_sha256(broken / "model.onnx")  # intact by its hash, unreadable by onnxruntime
+    (broken / "serving.json").write_text(json.dumps(manifest))
+    done = subprocess.run(
+        [MLCI, "serve", str(broken), "--port", str(free_port())], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3
+    assert "the model failed to load" in done.stderr
