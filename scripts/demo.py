@@ -44,6 +44,8 @@ def main() -> None:
     step("dvc push to the local remote", lambda: sh("dvc", "push", "--run-cache"))
     step("dvc plots show", lambda: sh("dvc", "plots", "show", "-o", "dvc_plots"))
     served: dict[str, object] = step("mlci serve: score the held-out set over HTTP", lambda: serve_once(project))
+    step("git commit of dvc.lock", lambda: commit_all(project, "Reproduce the pipeline"))
+    certified: Timed = step("make certify (every gate)", lambda: sh("make", "certify"))
 
     metrics = json.loads((project / "metrics.json").read_text())
     info = json.loads((project / "models" / "model_info.json").read_text())
@@ -58,6 +60,8 @@ MLflow runs: {project / "mlflow.db"}  (run {info["run_id"]})
 MLflow UI:   cd {project} && make mlflow-ui   # then open http://127.0.0.1:5000
 Serving:     {project / "models" / "serving"}  ({served["runtime"]}), accuracy over HTTP {served["accuracy"]:.4f}
 Serve it:    cd {project} && make serve        # then POST to http://127.0.0.1:8080/invocations
+Certificate: {project / "reports" / "certification" / "certificate.json"}  ({certified.stdout.strip().splitlines()[-1]})
+Report:      {project / "reports" / "certification" / "report.md"}
 No-op repro: {noop.seconds:.2f} s"""
     )
 

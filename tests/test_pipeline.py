@@ -155,6 +155,37 @@ class PipelineContract:
         info = json.loads((project.root / "models" / "model_info.json").read_text())
         assert f'version="{info["version"]}"' in metrics
 
+    def test_every_certification_gate_passes_on_the_fresh_project(self, project):
+        result = project.sh("make", "certify")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert result.stdout.strip().splitlines()[-1] == "certify: pass (every gate passed)"
+        out = project.root / "reports" / "certification"
+        certificate = json.loads((out / "certificate.json").read_text())
+        assert [g["gate"] for g in certificate["gates"]] == [
+            "data",
+            "quality",
+            "champion",
+            "serving",
+            "robustness",
+            "parity",
+            "reproducibility",
+        ]
+        served = json.loads((project.root / "models" / "serving" / "serving.json").read_text())
+        assert certificate["model"]["sha256"] == served["sha256"]
+        assert certificate["git"]["commit"] == project.sh("git", "rev-parse", "HEAD").check().stdout.strip()
+        assert set(certificate["data"]) >= {"data/prepared/train.parquet", "data/prepared/test.parquet"}
+        report = (out / "report.md").read_text()
+        assert "| robustness | ✅ pass |" in report and all((out / p).is_file() for p in ("metrics.png", "roc.png"))
+        project.sh("mlci", "certify", "--verify", str(out / "certificate.json"), "models/serving").check()
+
+    def test_a_raised_threshold_trips_the_quality_gate_only(self, project, tmp_path):
+        config = yaml.safe_load((project.root / "certification.yaml").read_text())
+        config["gates"]["quality"]["thresholds"]["accuracy"] = {"min": 0.9999}
+        (tmp_path / "strict.yaml").write_text(yaml.safe_dump(config))
+        result = project.sh("mlci", "certify", "--config", str(tmp_path / "strict.yaml"), "--out", str(tmp_path / "o"))
+        assert result.returncode == 1
+        assert result.stdout.strip().splitlines()[-1] == "certify: fail (quality)"
+
     def test_dvc_push_and_pull_round_trip_through_the_default_remote(self, project):
         project.sh("dvc", "push", "--run-cache").check()
         remote = project.root.parent / f"{project.root.name}-dvc-storage"

@@ -89,6 +89,38 @@ def serve(
     raise typer.Exit(code)
 
 
+@app.command()
+def certify(
+    config_file: Annotated[Path, typer.Option("--config", help="The gates and thresholds")] = Path(
+        "certification.yaml"
+    ),
+    out: Annotated[Path, typer.Option("--out", help="Where certificate.json, report.md and plots go")] = Path(
+        "reports/certification"
+    ),
+    verify: Annotated[Path | None, typer.Option(help="Check ARTIFACT against this certificate instead")] = None,
+    artifact: Annotated[Path | None, typer.Argument(help="With --verify: the packaged model to check")] = None,
+) -> None:
+    """Run every certification gate; exit 0 when all pass, 1 when any fails, 2 when one could not run."""
+    from . import certificate
+    from .certify import certify as run_certify
+
+    if verify is not None:
+        if artifact is None:
+            raise MlciError("--verify needs the packaged model to check: mlci certify --verify CERT ARTIFACT")
+        try:
+            typer.echo(certificate.verify(verify, artifact))
+        except MlciError as refusal:
+            typer.echo(f"mlci: refused: {refusal}", err=True)
+            raise typer.Exit(1) from None
+        return
+    outcome = run_certify(config_file, out, Path.cwd(), log=_say)
+    verdict = outcome.certificate["verdict"]
+    failing = [g["gate"] for g in outcome.certificate["gates"] if g["status"] != "pass"]
+    _say(f"certify: wrote {outcome.certificate_path} and {outcome.report_path}")
+    typer.echo(f"certify: {verdict}" + (f" ({', '.join(failing)})" if failing else " (every gate passed)"))
+    raise typer.Exit({"pass": 0, "fail": 1}.get(verdict, 2))
+
+
 @app.command("version")
 def show_version() -> None:
     """Print mlci's version."""

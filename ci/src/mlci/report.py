@@ -1,0 +1,100 @@
+"""The certification report: Markdown with tables and PNG plots, for a PR comment and a job summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ICONS = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}
+
+
+def _plots(
+    out: Path, metrics: dict[str, float], champion: dict[str, float] | None, latencies_ms: list[float], roc: Path | None
+) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    names = sorted(metrics)
+    figure, axes = plt.subplots(figsize=(6, 3))
+    positions = range(len(names))
+    axes.bar([p - 0.2 for p in positions], [metrics[n] for n in names], width=0.4, label="candidate")
+    if champion:
+        axes.bar([p + 0.2 for p in positions], [champion.get(n, 0.0) for n in names], width=0.4, label="champion")
+    axes.set_xticks(list(positions), names)
+    axes.legend()
+    axes.set_title("Held-out metrics")
+    figure.tight_layout()
+    figure.savefig(out / "metrics.png", dpi=100)
+    plt.close(figure)
+    made.append(("Metrics against the champion", "metrics.png"))
+    if latencies_ms:
+        figure, axes = plt.subplots(figsize=(6, 3))
+        axes.hist(latencies_ms, bins=50)
+        axes.set_xlabel("latency (ms)")
+        axes.set_title("Serving latency under load")
+        figure.tight_layout()
+        figure.savefig(out / "latency.png", dpi=100)
+        plt.close(figure)
+        made.append(("Serving latency", "latency.png"))
+    if roc is not None and roc.is_file():
+        import pandas as pd
+
+        points = pd.read_csv(roc)
+        if {"fpr", "tpr"} <= set(points.columns):
+            figure, axes = plt.subplots(figsize=(4, 4))
+            axes.plot(points["fpr"], points["tpr"])
+            axes.plot([0, 1], [0, 1], linestyle=":")
+            axes.set_xlabel("false positive rate")
+            axes.set_ylabel("true positive rate")
+            axes.set_title("ROC (held-out set)")
+            figure.tight_layout()
+            figure.savefig(out / "roc.png", dpi=100)
+            plt.close(figure)
+            made.append(("ROC curve", "roc.png"))
+    return made
+
+
+def write(
+    out: Path,
+    certificate: dict[str, Any],
+    metrics: dict[str, float],
+    thresholds: dict[str, str],
+    champion: dict[str, float] | None,
+    latencies_ms: list[float],
+    roc: Path | None,
+) -> Path:
+    """report.md and its plots in `out`; the report's path."""
+    plots = _plots(out, metrics, champion, latencies_ms, roc)
+    model = certificate["model"]
+    lines = [
+        f"## Certification of {model['name']} version {model['version']}: {ICONS[certificate['verdict']]}",
+        "",
+        f"Served artifact ({model['runtime']}) sha256 `{model['sha256']}`, commit `{certificate['git']['commit']}`.",
+        "",
+        "| gate | verdict | measured | threshold | reason |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for gate in certificate["gates"]:
+        lines.append(
+            f"| {gate['gate']} | {ICONS[gate['status']]} | {_cell(gate['measured'])} | "
+            f"{_cell(gate['threshold'])} | {_cell(gate['reason'])} |"
+        )
+    lines += ["", "| metric | candidate | threshold | champion |", "| --- | --- | --- | --- |"]
+    for name in sorted(metrics):
+        theirs = f"{champion[name]:.4f}" if champion and name in champion else "-"
+        lines.append(f"| {name} | {metrics[name]:.4f} | {thresholds.get(name, '-')} | {theirs} |")
+    lines.append("")
+    for title, file in plots:
+        lines += [f"**{title}**", "", f"![{title}]({file})", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else ("-" if value is None else str(value))
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= 160 else text[:157] + "..."

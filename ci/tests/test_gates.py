@@ -1,0 +1,98 @@
+"""The gates' verdicts (pure) and certification.yaml's validation."""
+
+from pathlib import Path
+
+import pytest
+
+from mlci import config
+from mlci.certificate import verdict as overall
+from mlci.errors import MlciError
+from mlci.gates import champion, data, parity, quality, reproducibility, robustness, serving
+from mlci.parity import ParityResult
+
+BOUNDS = {"accuracy": config.Bound(min=0.9), "log_loss": config.Bound(max=0.3)}
+
+
+def test_quality_passes_within_bounds_and_names_each_broken_metric():
+    assert quality.verdict({"accuracy": 0.95, "log_loss": 0.1}, BOUNDS).status == "pass"
+    failed = quality.verdict({"accuracy": 0.85, "log_loss": 0.4}, BOUNDS)
+    assert failed.status == "fail"
+    assert "accuracy 0.85 (needs >= 0.9)" in failed.reason and "log_loss 0.4 (needs <= 0.3)" in failed.reason
+    assert quality.verdict({"accuracy": 0.95}, BOUNDS).status == "error"
+
+
+def test_champion_passes_without_a_champion_and_fails_beyond_the_tolerance():
+    candidate = {"accuracy": 0.93, "log_loss": 0.20}
+    higher = {"accuracy": True, "log_loss": False}
+    tolerance = {"accuracy": 0.01, "log_loss": 0.05}
+    first = champion.verdict(candidate, None, tolerance, higher, "'champion'")
+    assert first.status == "pass" and "no 'champion' yet" in first.reason
+    assert champion.verdict(candidate, {"accuracy": 0.935, "log_loss": 0.18}, tolerance, higher, "c").status == "pass"
+    worse = champion.verdict(candidate, {"accuracy": 0.96, "log_loss": 0.10}, tolerance, higher, "c")
+    assert worse.status == "fail" and "accuracy 0.93 vs 0.96" in worse.reason and "log_loss 0.2 vs 0.1" in worse.reason
+
+
+def test_serving_fails_on_latency_throughput_or_errors():
+    assert serving.verdict(1000, 4.0, 0, slo_p99_ms=5, slo_rps=500).status == "pass"
+    assert "p99 6.00 ms > 5 ms" in serving.verdict(1000, 6.0, 0, 5, 500).reason
+    assert "400 requests/s < 500" in serving.verdict(400, 4.0, 0, 5, 500).reason
+    assert "3 request(s) failed" in serving.verdict(1000, 4.0, 3, 5, 500).reason
+
+
+def test_robustness_needs_every_case_4xx_and_the_server_alive():
+    assert robustness.verdict({"a": 400, "b": 413}, True).status == "pass"
+    assert "b: 500" in robustness.verdict({"a": 400, "b": 500}, True).reason
+    assert "died" in robustness.verdict({"a": 400}, False).reason
+
+
+def test_parity_reproducibility_and_data_verdicts():
+    assert parity.verdict(ParityResult(10, 1e-7, 1e-5, "ok")).status == "pass"
+    assert parity.verdict(ParityResult(10, 1e-3, 1e-5, "max |diff|")).status == "fail"
+    assert reproducibility.verdict("Data and pipelines are up to date.", True).status == "pass"
+    assert reproducibility.verdict("train:\n\tchanged deps", True).status == "fail"
+    assert reproducibility.verdict("", False).status == "fail"
+    assert data.verdict("check", 0, "holds").status == "pass"
+    assert data.verdict("check", 1, "x\n2 expectation(s) failed").reason == "2 expectation(s) failed"
+    assert data.verdict("check", 127, "not found").status == "error"
+
+
+def test_the_overall_verdict_is_the_worst_gate():
+    results = [quality.verdict({"accuracy": 0.95, "log_loss": 0.1}, BOUNDS)]
+    assert overall(results) == "pass"
+    assert overall([*results, quality.verdict({"accuracy": 0.5, "log_loss": 0.1}, BOUNDS)]) == "fail"
+    assert overall([*results, quality.verdict({}, BOUNDS)]) == "error"
+
+
+GOOD = """
+gates:
+  data: {command: "true"}
+  quality: {thresholds: {accuracy: {min: 0.9}}}
+  champion: {tolerance: {accuracy: 0.01}}
+  serving: {p99_ms: 50, min_requests_per_s: 100}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD.replace("p99_ms: 50", "p99_ms: -1"), "gates.serving.p99_ms: Input should be greater than 0"),
+        (GOOD.replace("{min: 0.9}", "{}"), "gates.quality.thresholds.accuracy: Value error, give min, max or both"),
+        (GOOD.replace("serving:", "servng:"), "gates.servng: unknown key; allowed: data, quality, champion"),
+        (GOOD.replace('{command: "true"}', '{command: "true", colour: red}'), "gates.data.colour: unknown key"),
+        (GOOD + "  parity: {tolerance: lots}\n", "gates.parity.tolerance: Input should be a valid number"),
+        ("gates: [", "not valid YAML"),
+    ],
+)
+def test_a_bad_certification_yaml_names_the_file_and_the_key(tmp_path: Path, text, message):
+    path = tmp_path / "certification.yaml"
+    path.write_text(text)
+    with pytest.raises(MlciError) as caught:
+        config.load(path)
+    assert str(path) in str(caught.value) and message in str(caught.value)
+
+
+def test_the_good_config_loads_with_defaults(tmp_path: Path):
+    path = tmp_path / "certification.yaml"
+    path.write_text(GOOD)
+    loaded = config.load(path)
+    assert loaded.gates.parity.tolerance == 1e-5 and loaded.gates.robustness.enabled
