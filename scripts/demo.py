@@ -47,6 +47,7 @@ def main() -> None:
     step("git commit of dvc.lock", lambda: commit_all(project, "Reproduce the pipeline"))
     certified: Timed = step("make certify (every gate)", lambda: sh("make", "certify"))
 
+    verdict = [line for line in certified.stdout.splitlines() if line.startswith("certify: ")][-1]
     metrics = json.loads((project / "metrics.json").read_text())
     info = json.loads((project / "models" / "model_info.json").read_text())
     print(
@@ -60,7 +61,7 @@ MLflow runs: {project / "mlflow.db"}  (run {info["run_id"]})
 MLflow UI:   cd {project} && make mlflow-ui   # then open http://127.0.0.1:5000
 Serving:     {project / "models" / "serving"}  ({served["runtime"]}), accuracy over HTTP {served["accuracy"]:.4f}
 Serve it:    cd {project} && make serve        # then POST to http://127.0.0.1:8080/invocations
-Certificate: {project / "reports" / "certification" / "certificate.json"}  ({certified.stdout.strip().splitlines()[-1]})
+Certificate: {project / "reports" / "certification" / "certificate.json"}  ({verdict})
 Report:      {project / "reports" / "certification" / "report.md"}
 No-op repro: {noop.seconds:.2f} s"""
     )
