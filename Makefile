@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 UV := $(BIN)/uv
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup lock demo test test-fast lint bench bench-serve clean
+.PHONY: help setup lock demo test test-fast lint bench bench-serve bench-certify clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: setup ## Lint the template's own code.
 
 bench: setup ## Time bake, cold repro and no-op repro.
 	python bench/pipeline.py
+
+bench-certify: setup ## Time make certify (every gate) on a fresh bake; target under 60 s.
+	python bench/certify.py
 
 bench-serve: setup ## mlci serve against mlflow models serve under wrk (needs the wrk package).
 	python bench/serve_vs_mlflow.py

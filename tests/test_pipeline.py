@@ -186,6 +186,34 @@ class PipelineContract:
         assert result.returncode == 1
         assert result.stdout.strip().splitlines()[-1] == "certify: fail (quality)"
 
+    def test_corrupted_training_data_trips_the_data_gate_only(self, project, tmp_path):
+        train = pd.read_parquet(project.root / "data" / "prepared" / "train.parquet")
+        train.assign(**{train.columns[0]: None}).to_parquet(tmp_path / "corrupted.parquet")
+        config = yaml.safe_load((project.root / "certification.yaml").read_text())
+        config["gates"]["data"]["command"] = f"python -m {project.package}.validate --data {tmp_path}/corrupted.parquet"
+        (tmp_path / "corrupted.yaml").write_text(yaml.safe_dump(config))
+        result = project.sh(
+            "mlci", "certify", "--config", str(tmp_path / "corrupted.yaml"), "--out", str(tmp_path / "o")
+        )
+        assert result.returncode == 1
+        assert result.stdout.strip().splitlines()[-1] == "certify: fail (data)"
+        assert "expect_column_values_to_not_be_null" in result.stderr
+
+    def test_verify_refuses_a_tampered_artifact(self, project, tmp_path):
+        project.sh("make", "certify").check()
+        tampered = tmp_path / "serving"
+        shutil.copytree(project.root / "models" / "serving", tampered)
+        with (tampered / "model.onnx").open("ab") as handle:
+            handle.write(b"\0")
+        certificate = str(project.root / "reports" / "certification" / "certificate.json")
+        refused = project.sh("mlci", "certify", "--verify", certificate, str(tampered))
+        assert refused.returncode == 1 and "the artifact changed after packaging" in refused.stderr
+        other = json.loads((tampered / "serving.json").read_text())
+        other["sha256"] = manifest_sha256(tampered / "model.onnx")  # consistent with itself, not with the certificate
+        (tampered / "serving.json").write_text(json.dumps(other))
+        refused = project.sh("mlci", "certify", "--verify", certificate, str(tampered))
+        assert refused.returncode == 1 and "but" in refused.stderr and "certifies" in refused.stderr
+
     def test_dvc_push_and_pull_round_trip_through_the_default_remote(self, project):
         project.sh("dvc", "push", "--run-cache").check()
         remote = project.root.parent / f"{project.root.name}-dvc-storage"
@@ -232,8 +260,43 @@ class PipelineContract:
         assert expectation in {f["expectation"] for f in report["failed"]}
 
 
+def manifest_sha256(path: Path) -> str:
+    from mlci.manifest import artifact_sha256
+
+    return artifact_sha256(path)
+
+
 class TestSklearnProject(PipelineContract):
     framework = "sklearn"
+
+    def test_a_weaker_model_after_a_champion_trips_the_champion_gate_only(self, project, tmp_path):
+        info = json.loads((project.root / "models" / "model_info.json").read_text())
+        champion = f"""
+    import mlflow
+    mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    mlflow.MlflowClient().set_registered_model_alias({info["registered_model"]!r}, "champion", {str(info["version"])!r})
+    """
+        project.python(champion).check()
+        params = project.root / "params.yaml"
+        original = params.read_text()
+        try:  # two shallow trees: within the quality thresholds, clearly worse than the champion
+            params.write_text(
+                original.replace("n_estimators: 100", "n_estimators: 2").replace("max_depth: 8", "max_depth: 3")
+            )
+            project.sh("dvc", "repro").check()
+            commit_all(project.root, "A weaker model")
+            result = project.sh("make", "certify")
+            assert result.returncode != 0
+            assert "\ncertify: fail (champion)\n" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+        finally:
+            params.write_text(original)
+            project.sh("dvc", "repro").check()  # the run-cache brings the champion's outputs back
+            commit_all(project.root, "Back to the champion")
+            project.python(
+                champion.replace("set_registered_model_alias", "delete_registered_model_alias").replace(
+                    f", {str(info['version'])!r})", ")"
+                )
+            ).check()
 
 
 class TestPytorchProject(PipelineContract):

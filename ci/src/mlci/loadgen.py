@@ -32,16 +32,28 @@ async def _connection(
     try:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            latencies.append((time.perf_counter() - started) * 1000)
-            if head[9:12] != b"200":
-                errors.append(int(head[9:12]))
+            closing = False
+            try:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    lowered = line.lower()
+                    if lowered.startswith(b"content-length:"):
+                        length = int(line[15:])
+                    elif lowered.startswith(b"connection:") and b"close" in lowered:
+                        closing = True
+                await reader.readexactly(length)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                errors.append(0)  # the connection broke mid-request
+                closing = True
+            else:
+                latencies.append((time.perf_counter() - started) * 1000)
+                if head[9:12] != b"200":
+                    errors.append(int(head[9:12]))
+            if closing:  # the server closed the connection: open another, as a client would
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
     finally:
         writer.close()
 

@@ -1,0 +1,47 @@
+"""A deliberately bad model server for the gates' tests: `500` answers 500 to every bad request, `slow`
+sleeps 30 ms before each answer. Usage: python faulty_server.py MODE PORT"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    mode = "500"
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real model server
+
+    def _answer(self, status: int, body: dict) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        self._answer(200 if self.path in ("/healthz", "/readyz") else 500, {"ok": True})
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(min(length, 1 << 20))
+        if self.mode == "slow":
+            time.sleep(0.03)
+            self._answer(200, {"predictions": [[0.5, 0.5]]})
+            return
+        try:
+            json.loads(body)
+            self._answer(200, {"predictions": [[0.5, 0.5]]})
+        except ValueError:
+            self._answer(500, {"message": "traceback"})
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    Handler.mode = sys.argv[1]
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler)
+    server.serve_forever()

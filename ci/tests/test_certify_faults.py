@@ -1,0 +1,60 @@
+"""The serving and robustness gates trip on a real server process that is slow, or that answers 500."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlci import certify, config
+from mlci.process import ServerProcess, free_port
+
+CONFIG = """
+gates:
+  data: {command: "true"}
+  quality: {thresholds: {accuracy: {min: 0.9}}}
+  champion: {tolerance: {accuracy: 0.01}}
+  serving: {seconds: 2, connections: 4, p99_ms: 20, min_requests_per_s: 10}
+"""
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> config.Certification:
+    path = tmp_path / "certification.yaml"
+    path.write_text(CONFIG)
+    return config.load(path)
+
+
+def faulty(mode: str, tmp_path: Path) -> ServerProcess:
+    port = free_port()
+    script = Path(__file__).with_name("faulty_server.py")
+    return ServerProcess(
+        [sys.executable, str(script), mode, str(port)], f"http://127.0.0.1:{port}/readyz", tmp_path / f"{mode}.log"
+    ).start(timeout=30)
+
+
+def test_a_server_that_answers_500_to_bad_input_fails_robustness(settings, forest_package, tmp_path):
+    with faulty("500", tmp_path) as server:
+        result = certify._robustness(settings, forest_package, tmp_path, server, certify.Measurements())
+    assert result.status == "fail"
+    assert result.measured["cases"] >= 20 and "invalid JSON: 500" in result.reason
+
+
+def test_a_slow_server_fails_serving(settings, forest_package, tmp_path):
+    with faulty("slow", tmp_path) as server:
+        result = certify._serving(settings, forest_package, tmp_path, server, certify.Measurements())
+    assert result.status == "fail" and "p99" in result.reason and "> 20 ms" in result.reason
+
+
+def test_mlci_serve_passes_both(settings, forest_package, tmp_path):
+    server = certify._start(forest_package, tmp_path)
+    try:
+        seen = certify.Measurements()
+        assert certify._serving(settings, forest_package, tmp_path, server, seen).status == "pass"
+        assert len(seen.latencies_ms) > 100
+        robust = certify._robustness(settings, forest_package, tmp_path, server, seen)
+        assert robust.status == "pass", robust.reason
+        assert robust.measured["cases"] >= 20
+    finally:
+        server.stop()
