@@ -298,6 +298,22 @@ class TestSklearnProject(PipelineContract):
                 )
             ).check()
 
+    def test_the_pyfunc_switch_makes_the_model_slow_and_trips_the_serving_gate_only(self, project):
+        params = project.root / "params.yaml"
+        original = params.read_text()
+        try:  # package.runtime: pyfunc serves the MLflow model itself instead of its ONNX export
+            params.write_text(original.replace("runtime: auto ", "runtime: pyfunc "))
+            project.sh("dvc", "repro").check()
+            assert json.loads((project.root / "models" / "serving" / "serving.json").read_text())["runtime"] == "pyfunc"
+            commit_all(project.root, "Serve the pyfunc")
+            result = project.sh("make", "certify")
+            assert result.returncode != 0
+            assert "\ncertify: fail (serving)\n" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+        finally:
+            params.write_text(original)
+            project.sh("dvc", "repro").check()
+            commit_all(project.root, "Serve ONNX again")
+
 
 class TestPytorchProject(PipelineContract):
     framework = "pytorch"

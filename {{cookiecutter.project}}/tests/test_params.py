@@ -41,3 +41,10 @@ def test_malformed_yaml_is_reported(workdir):
     (workdir / "params.yaml").write_text("seed: [1,\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(workdir / "params.yaml")
+
+
+def test_an_unknown_serving_runtime_is_refused_naming_the_choices(workdir):
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["package"]["runtime"] = "tensorrt"
+    with pytest.raises(ParamsError, match=r"package.runtime: Input should be 'auto', 'onnx' or 'pyfunc'"):
+        load_params(write(workdir / "params.yaml", raw))

@@ -22,7 +22,13 @@ def package(params: Params) -> None:
 
     info = json.loads(MODEL_INFO.read_text())
     try:
-        served = mlci_package(str(MODEL_DIR), SERVING_DIR, name=info["registered_model"], version=str(info["version"]))
+        served = mlci_package(
+            str(MODEL_DIR),
+            SERVING_DIR,
+            name=info["registered_model"],
+            version=str(info["version"]),
+            runtime=params.package.runtime,
+        )
     except MlciError as error:
         raise StageError(str(error)) from error
     print(f"package: {served.name} version {served.version} served by {served.runtime} (sha256 {served.sha256[:12]})")

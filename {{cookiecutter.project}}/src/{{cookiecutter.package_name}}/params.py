@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -59,12 +59,18 @@ class FeaturizeParams(Strict):
     test_size: float = Field(gt=0, lt=1)
 
 
+class PackageParams(Strict):
+    # auto: ONNX when the export predicts what the model predicts, else the MLflow pyfunc (much slower).
+    runtime: Literal["auto", "onnx", "pyfunc"] = "auto"
+
+
 class Params(Strict):
     seed: int = Field(ge=0)
     ingest: IngestParams
     validate_: ValidateParams = Field(alias="validate")
     featurize: FeaturizeParams
     train: TrainParams
+    package: PackageParams = PackageParams()
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
