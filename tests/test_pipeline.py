@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import textwrap
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -260,6 +262,26 @@ class PipelineContract:
         assert expectation in {f["expectation"] for f in report["failed"]}
 
 
+@contextlib.contextmanager
+def changed_params(project: Project, replacements: dict[str, str]) -> Iterator[None]:
+    """params.yaml edited, reproduced and committed; afterwards restored (from DVC's run-cache) and committed."""
+    params = project.root / "params.yaml"
+    original = params.read_text()
+    edited = original
+    for old, new in replacements.items():
+        assert old in edited, old
+        edited = edited.replace(old, new)
+    try:
+        params.write_text(edited)
+        project.sh("dvc", "repro").check()
+        commit_all(project.root, "Change params")
+        yield
+    finally:
+        params.write_text(original)
+        project.sh("dvc", "repro").check()
+        commit_all(project.root, "Restore params")
+
+
 def manifest_sha256(path: Path) -> str:
     from mlci.manifest import artifact_sha256
 
@@ -277,42 +299,22 @@ class TestSklearnProject(PipelineContract):
     mlflow.MlflowClient().set_registered_model_alias({info["registered_model"]!r}, "champion", {str(info["version"])!r})
     """
         project.python(champion).check()
-        params = project.root / "params.yaml"
-        original = params.read_text()
         try:  # two shallow trees: within the quality thresholds, clearly worse than the champion
-            params.write_text(
-                original.replace("n_estimators: 100", "n_estimators: 2").replace("max_depth: 8", "max_depth: 3")
-            )
-            project.sh("dvc", "repro").check()
-            commit_all(project.root, "A weaker model")
-            result = project.sh("make", "certify")
-            assert result.returncode != 0
-            assert "\ncertify: fail (champion)\n" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+            with changed_params(project, {"n_estimators: 100": "n_estimators: 2", "max_depth: 8": "max_depth: 3"}):
+                result = project.sh("make", "certify")
+                assert result.returncode != 0
+                assert "\ncertify: fail (champion)\n" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
         finally:
-            params.write_text(original)
-            project.sh("dvc", "repro").check()  # the run-cache brings the champion's outputs back
-            commit_all(project.root, "Back to the champion")
-            project.python(
-                champion.replace("set_registered_model_alias", "delete_registered_model_alias").replace(
-                    f", {str(info['version'])!r})", ")"
-                )
-            ).check()
+            unset = champion.replace("set_registered_model_alias", "delete_registered_model_alias")
+            project.python(unset.replace(f", {str(info['version'])!r})", ")")).check()
 
     def test_the_pyfunc_switch_makes_the_model_slow_and_trips_the_serving_gate_only(self, project):
-        params = project.root / "params.yaml"
-        original = params.read_text()
-        try:  # package.runtime: pyfunc serves the MLflow model itself instead of its ONNX export
-            params.write_text(original.replace("runtime: auto ", "runtime: pyfunc "))
-            project.sh("dvc", "repro").check()
+        # package.runtime: pyfunc serves the MLflow model itself instead of its ONNX export
+        with changed_params(project, {"runtime: auto ": "runtime: pyfunc "}):
             assert json.loads((project.root / "models" / "serving" / "serving.json").read_text())["runtime"] == "pyfunc"
-            commit_all(project.root, "Serve the pyfunc")
             result = project.sh("make", "certify")
             assert result.returncode != 0
             assert "\ncertify: fail (serving)\n" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
-        finally:
-            params.write_text(original)
-            project.sh("dvc", "repro").check()
-            commit_all(project.root, "Serve ONNX again")
 
 
 class TestPytorchProject(PipelineContract):

@@ -96,3 +96,11 @@ def test_the_good_config_loads_with_defaults(tmp_path: Path):
     path.write_text(GOOD)
     loaded = config.load(path)
     assert loaded.gates.parity.tolerance == 1e-5 and loaded.gates.robustness.enabled
+
+
+def test_a_metric_bounded_from_above_or_named_a_loss_is_better_lower():
+    from mlci.certify import higher_is_better
+
+    assert higher_is_better("accuracy", BOUNDS) and not higher_is_better("log_loss", BOUNDS)
+    assert not higher_is_better("val_loss", {}) and not higher_is_better("rmse", {})
+    assert higher_is_better("roc_auc", {})

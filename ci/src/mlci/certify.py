@@ -118,9 +118,16 @@ def _champion(
     else:
         run_metrics = mlflow.MlflowClient().get_run(str(holder.run_id)).data.metrics
         seen.champion = {k.removeprefix("test_"): v for k, v in run_metrics.items() if k.startswith("test_")}
-    bounds = settings.gates.quality.thresholds
-    higher = {n: not (n in bounds and bounds[n].min is None) and n != "log_loss" for n in gate.tolerance}
+    higher = {name: higher_is_better(name, settings.gates.quality.thresholds) for name in gate.tolerance}
     return champion.verdict(candidate, seen.champion, gate.tolerance, higher, f"'{gate.alias}'")
+
+
+def higher_is_better(metric: str, thresholds: dict[str, config.Bound]) -> bool:
+    """A metric bounded only from above, or named as a loss or an error, is better when lower."""
+    bound = thresholds.get(metric)
+    if bound is not None:
+        return bound.min is not None or bound.max is None
+    return not metric.endswith(("loss", "error", "mse", "mae", "rmse"))
 
 
 def _serving(
