@@ -200,7 +200,8 @@ class ServingApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._spawn(self._load_and_warm())
+                if not self.ready:
+                    self._spawn(self._load_and_warm())
                 self._spawn(self._flush_drift_periodically())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -214,19 +215,23 @@ class ServingApp:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def preload(self) -> None:
+        """Load and warm the model before serving (for workers sharing a socket: only ready ones accept)."""
+        runtime = self._load()
+        warm = warmup_batch(self.model)
+        for _ in range(WARMUP_ROUNDS):
+            runtime.predict(warm)
+        self.runtime = runtime
+        self.ready = True
+
     async def _load_and_warm(self) -> None:
-        """Load the runtime off the event loop (so /healthz answers meanwhile), then warm it up."""
+        """Load off the event loop, so that /healthz answers meanwhile."""
         try:
-            runtime = await asyncio.get_running_loop().run_in_executor(None, self._load)
-            warm = warmup_batch(self.model)
-            for _ in range(WARMUP_ROUNDS):
-                runtime.predict(warm)
+            await asyncio.get_running_loop().run_in_executor(None, self.preload)
         except Exception:
             log.exception("the model failed to load")
             self._on_fatal(3)
             return
-        self.runtime = runtime
-        self.ready = True
         log.info("ready: %s version %s (%s)", self.model.name, self.model.version, self.model.runtime)
 
     async def _flush_drift_periodically(self) -> None:

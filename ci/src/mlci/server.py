@@ -100,6 +100,14 @@ def _run_worker(
             server.should_exit = True
 
     app = ServingApp(model, lambda: load_runtime(model, options.threads), metrics, options.limits, fatal)
+    if options.workers > 1:
+        # Workers share one listening socket: one still loading would take connections and answer 503.
+        # So each loads before it accepts; a lone worker loads in the background and answers /healthz meanwhile.
+        try:
+            app.preload()
+        except Exception:
+            log.exception("the model failed to load")
+            return 3
     config = uvicorn.Config(
         app,
         loop=_loop(),
