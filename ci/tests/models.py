@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 
 def save_sklearn_forest(path: Path, trees: int = 100, predict_fn: str = "predict_proba") -> Path:
     """A scaled random forest on breast cancer, with a signature, input example and drift baseline."""
@@ -45,7 +43,3 @@ def breast_cancer_frame():
     from sklearn.datasets import load_breast_cancer
 
     return load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
-
-
-def random_rows(n: int, width: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(n, width))

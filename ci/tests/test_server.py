@@ -254,6 +254,10 @@ def test_bad_options_are_refused(forest_package):
         [MLCI, "serve", str(forest_package.directory), "--runtime", "tensorrt"], capture_output=True, text=True
     )
     assert done.returncode == 2 and "--runtime 'tensorrt' is not one of auto, onnx, pyfunc" in done.stderr
+    done = subprocess.run(
+        [MLCI, "serve", str(forest_package.directory), "--version", "9"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "is already packaged" in done.stderr
 
 
 def test_a_model_that_fails_to_load_stops_the_server(forest_package, tmp_path):

@@ -242,10 +242,8 @@ class ServingApp:
     # -- handlers: (path, body, content type) -> (status, payload, media type) -------------------
 
     def _score(self, batch: Batch) -> np.ndarray:
-        runtime = self.runtime
-        if runtime is None:
-            raise RequestError("the model is still loading; retry when /readyz answers 200", status=503)
-        output = runtime.predict(batch)
+        assert self.runtime is not None  # the handlers answer 503 before parsing while the model loads
+        output = self.runtime.predict(batch)
         if self.probabilities:
             self.metrics.record_predictions(output)
         if batch.matrix is not None:
@@ -302,9 +300,6 @@ class ServingApp:
     def _v2_model(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
         return 200, self._v2_metadata, JSON
 
-    def _v2_model_ready(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
-        return self._ready(path, body, content_type)
-
     def _v2_route(self, path: str) -> tuple[int, Any, bool]:
         """Route /v2/models/<name>[/versions/<version>][/infer|/ready]; other paths: no handler."""
         parts = path.split("/")
@@ -320,7 +315,7 @@ class ServingApp:
         elif rest == ["infer"]:
             route, handler, post = "/v2/models/{name}/infer", self._v2_infer, True
         elif rest == ["ready"]:
-            route, handler, post = "/v2/models/{name}/ready", self._v2_model_ready, False
+            route, handler, post = "/v2/models/{name}/ready", self._ready, False
         else:
             return ROUTE_INDEX["other"], None, False
         if name != self.model.name:

@@ -9,7 +9,6 @@ import json
 import shlex
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,7 +225,3 @@ MEASURES: dict[str, Callable[..., GateResult]] = {
     "parity": _parity,
     "reproducibility": _reproducibility,
 }
-
-
-def temporary_out() -> Path:
-    return Path(tempfile.mkdtemp(prefix="mlci-certify-"))

@@ -80,6 +80,8 @@ def serve(
     )
     path = Path(model)
     if path.is_dir() and manifest.is_packaged(path):
+        if name or version or chosen != "auto":
+            raise MlciError(f"{model} is already packaged: --name, --version and --runtime apply only when packaging")
         raise typer.Exit(run_server(manifest.load(path), options))
     from .package import package as run_package
 

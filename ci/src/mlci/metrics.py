@@ -49,10 +49,6 @@ class Layout:
     bins: int
 
     @property
-    def requests(self) -> int:
-        return 0
-
-    @property
     def latency(self) -> int:
         return len(ROUTES) * len(CODES)
 

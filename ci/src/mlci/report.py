@@ -8,6 +8,15 @@ from typing import Any
 ICONS = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}
 
 
+def _save(figure: Any, out: Path, name: str, title: str) -> tuple[str, str]:
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(out / name, dpi=100)
+    plt.close(figure)
+    return title, name
+
+
 def _plots(
     out: Path, metrics: dict[str, float], champion: dict[str, float] | None, latencies_ms: list[float], roc: Path | None
 ) -> list[tuple[str, str]]:
@@ -26,19 +35,13 @@ def _plots(
     axes.set_xticks(list(positions), names)
     axes.legend()
     axes.set_title("Held-out metrics")
-    figure.tight_layout()
-    figure.savefig(out / "metrics.png", dpi=100)
-    plt.close(figure)
-    made.append(("Metrics against the champion", "metrics.png"))
+    made.append(_save(figure, out, "metrics.png", "Metrics against the champion"))
     if latencies_ms:
         figure, axes = plt.subplots(figsize=(6, 3))
         axes.hist(latencies_ms, bins=50)
         axes.set_xlabel("latency (ms)")
         axes.set_title("Serving latency under load")
-        figure.tight_layout()
-        figure.savefig(out / "latency.png", dpi=100)
-        plt.close(figure)
-        made.append(("Serving latency", "latency.png"))
+        made.append(_save(figure, out, "latency.png", "Serving latency"))
     if roc is not None and roc.is_file():
         import pandas as pd
 
@@ -50,10 +53,7 @@ def _plots(
             axes.set_xlabel("false positive rate")
             axes.set_ylabel("true positive rate")
             axes.set_title("ROC (held-out set)")
-            figure.tight_layout()
-            figure.savefig(out / "roc.png", dpi=100)
-            plt.close(figure)
-            made.append(("ROC curve", "roc.png"))
+            made.append(_save(figure, out, "roc.png", "ROC curve"))
     return made
 
 
