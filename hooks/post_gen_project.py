@@ -36,23 +36,50 @@ def point_dvc_remote(root: Path, url: str) -> None:
     config.write_text(config.read_text().replace(f"url = {url}\n", f"url = ../{url}\n"))
 
 
-def mlci_requirement(source: str) -> str:
-    """The pip requirement of mlci with its packaging extra, from a URL, a name==version or a path.
+def vendor_mlci(root: Path, source: str) -> str | None:
+    """A local mlci source (a directory or a wheel) is copied into vendor/: the project, its CI and its
+    images then build anywhere, not only on the machine that generated it. The path it is installed from."""
+    vendor = root / "vendor"
+    vendor.mkdir(exist_ok=True)
+    (vendor / "README.md").write_text(
+        "# vendor/\n\nPackages installed from this folder rather than an index (mlci, when mlci_source was a local path).\n"
+        "The Dockerfile copies it into the images; `make env-image-tag` hashes it.\n"
+    )
+    path = Path(source).expanduser()
+    if "://" in source or not path.exists():
+        return None
+    if path.is_file():
+        shutil.copy2(path, vendor / path.name)
+        return f"./vendor/{path.name}"
+    ignore = shutil.ignore_patterns("tests", "__pycache__", ".*_cache", "*.egg-info", "build", "dist")
+    shutil.copytree(path, vendor / "mlci", ignore=ignore)
+    return "./vendor/mlci"
 
-    A relative path is relative to the project; it is written absolute so that every tool reads it alike.
+
+def mlci_requirement(source: str, vendored: str | None) -> str:
+    """The pip requirement of mlci with its packaging extra, from a URL, a name==version or a vendored path.
+
+    A vendored path is relative to the project root, where make and the Dockerfile install from.
     """
+    if vendored is not None:
+        return f"mlci[package] @ {vendored}"
     if "://" in source:
         return f"mlci[package] @ {source}"
-    if source.startswith("mlci") and not Path(source).exists():
-        return "mlci[package]" + source.removeprefix("mlci")
-    return f"mlci[package] @ {Path(source).expanduser().resolve().as_uri()}"
+    return "mlci[package]" + source.removeprefix("mlci")
 
 
 def write_mlci_requirement(root: Path, source: str) -> None:
+    """requirements/mlci.txt (mlci with its packaging extra) and serving.in (mlci's serving runtime only)."""
+    requirement = mlci_requirement(source, vendor_mlci(root, source))
     (root / "requirements" / "mlci.txt").write_text(
         "# The mlci toolkit (package, serve, certify), installed after the locks without dependencies:\n"
         "# its dependencies are locked in main.txt. Set by the cookiecutter value mlci_source.\n"
-        f"{mlci_requirement(source)}\n"
+        f"{requirement}\n"
+    )
+    (root / "requirements" / "serving.in").write_text(
+        "# The serving image's runtime: mlci without its packaging extra, at the versions of the main lock.\n"
+        "-c main.txt\n"
+        f"{requirement.replace('mlci[package]', 'mlci', 1)}\n"
     )
 
 

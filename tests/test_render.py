@@ -111,10 +111,12 @@ def test_the_locks_are_hash_pinned_and_name_no_index(baked):
         if lock.name == "torch.txt":
             assert text.strip() == "torch==2.13.0"
             continue
-        if lock.name == "mlci.txt":  # one requirement, from the cookiecutter value mlci_source
-            assert [line for line in text.splitlines() if not line.startswith("#")] == [
-                f"mlci[package] @ {(TEMPLATE / 'ci').as_uri()}"
-            ]
+        if lock.name == "mlci.txt":  # one requirement: the local mlci_source, vendored into the project
+            assert [line for line in text.splitlines() if not line.startswith("#")] == ["mlci[package] @ ./vendor/mlci"]
+            assert (project / "vendor" / "mlci" / "src" / "mlci" / "serve.py").is_file() or (
+                project / "vendor" / "mlci" / "pyproject.toml"
+            ).is_file()
+            assert not (project / "vendor" / "mlci" / "tests").exists()
             continue
         pins = re.findall(r"^[A-Za-z0-9_.-]+==\S+", text, flags=re.M)
         assert pins and text.count("--hash=sha256:") >= len(pins)
