@@ -6,6 +6,7 @@ Measuring (processes, load, git, DVC, MLflow) happens here; the verdicts are the
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -68,6 +69,8 @@ def certify(config_path: Path, out: Path, project: Path, log: Callable[[str], No
     report_path = report.write(
         out, document, seen.metrics, thresholds, seen.champion, seen.latencies_ms, project / "plots" / "roc.csv"
     )
+    if report.append_to_job_summary(report_path, os.environ.get("GITHUB_STEP_SUMMARY")):
+        log("certify: report appended to the job summary")
     return Outcome(document, certificate_path, report_path)
 
 

@@ -123,6 +123,22 @@ def certify(
     raise typer.Exit({"pass": 0, "fail": 1}.get(verdict, 2))
 
 
+@app.command("pr-comment")
+def pr_comment(
+    pr: Annotated[int, typer.Option("--pr", help="Pull request number")],
+    report: Annotated[Path, typer.Option(help="Markdown file to post")] = Path("reports/certification/report.md"),
+    repo: Annotated[str | None, typer.Option(help="owner/name (default: $GITHUB_REPOSITORY)")] = None,
+    topic: Annotated[str, typer.Option(help="Which of mlci's comments this is; one comment per topic")] = (
+        "certification"
+    ),
+) -> None:
+    """Post a report on a pull request as one comment that later runs edit (token: $GITHUB_TOKEN)."""
+    from .pr_comment import post_report
+
+    posted = post_report(report, pr, repo, topic)
+    typer.echo(f"pr-comment: {posted.action} comment {posted.comment_id} {posted.url}".rstrip())
+
+
 @app.command("version")
 def show_version() -> None:
     """Print mlci's version."""

@@ -1,4 +1,8 @@
-"""The certification report: Markdown with tables and PNG plots, for a PR comment and a job summary."""
+"""The certification report: Markdown with tables and plots, for a PR comment and a job summary.
+
+The plots are Mermaid charts, which GitHub draws in comments, job summaries and pull request bodies where a
+relative image link would be broken; the same plots are written as PNG files beside the report.
+"""
 
 from __future__ import annotations
 
@@ -87,11 +91,75 @@ def write(
         theirs = f"{champion[name]:.4f}" if champion and name in champion else "-"
         lines.append(f"| {name} | {metrics[name]:.4f} | {thresholds.get(name, '-')} | {theirs} |")
     lines.append("")
-    for title, file in plots:
-        lines += [f"**{title}**", "", f"![{title}]({file})", ""]
+    lines += _charts(metrics, champion, latencies_ms, roc)
+    if plots:
+        lines += ["PNG plots beside this report: " + ", ".join(f"`{file}` ({title})" for title, file in plots), ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _chart(title: str, x_axis: str, y_axis: str, series: list[str]) -> list[str]:
+    return (
+        ["```mermaid", "xychart-beta", f'    title "{title}"', f"    x-axis {x_axis}", f"    y-axis {y_axis}"]
+        + [f"    {line}" for line in series]
+        + ["```", ""]
+    )
+
+
+def _numbers(values: Any) -> str:
+    return "[" + ", ".join(f"{float(v):.4g}" for v in values) + "]"
+
+
+def _charts(
+    metrics: dict[str, float], champion: dict[str, float] | None, latencies_ms: list[float], roc: Path | None
+) -> list[str]:
+    """Mermaid xychart blocks: metrics (bars) against the champion (line), the latency histogram, the ROC."""
+    import numpy as np
+
+    lines: list[str] = []
+    names = sorted(metrics)
+    if names:
+        series = [f"bar {_numbers(metrics[n] for n in names)}"]
+        if champion:
+            series.append(f"line {_numbers(champion.get(n, 0.0) for n in names)}")
+        legend = "bars: candidate" + (", line: champion" if champion else "")
+        lines += _chart(
+            f"Held-out metrics ({legend})", "[" + ", ".join(f'"{n}"' for n in names) + "]", '"value" 0 --> 1', series
+        )
+    if latencies_ms:
+        counts, edges = np.histogram(np.asarray(latencies_ms), bins=12)
+        labels = "[" + ", ".join(f'"{edges[i]:.2g}"' for i in range(len(counts))) + "]"
+        lines += _chart(
+            "Serving latency under load (requests per bin, ms)",
+            labels,
+            f'"requests" 0 --> {int(counts.max())}',
+            [f"bar {_numbers(counts)}"],
+        )
+    if roc is not None and roc.is_file():
+        import pandas as pd
+
+        points = pd.read_csv(roc)
+        if {"fpr", "tpr"} <= set(points.columns):
+            grid = np.linspace(0.0, 1.0, 21)
+            ordered = points.sort_values(["fpr", "tpr"])
+            tpr = np.interp(grid, ordered["fpr"].to_numpy(), ordered["tpr"].to_numpy())
+            lines += _chart(
+                "ROC (held-out set)",
+                '"false positive rate" 0 --> 1',
+                '"true positive rate" 0 --> 1',
+                [f"line {_numbers(tpr)}", f"line {_numbers(grid)}"],
+            )
+    return lines
+
+
+def append_to_job_summary(report_path: Path, summary: str | None) -> bool:
+    """Append the report to GitHub's job summary file (GITHUB_STEP_SUMMARY) when there is one."""
+    if not summary:
+        return False
+    with open(summary, "a", encoding="utf-8") as handle:
+        handle.write(report_path.read_text() + "\n")
+    return True
 
 
 def _cell(value: Any) -> str:

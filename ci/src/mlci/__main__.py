@@ -1,0 +1,5 @@
+"""`python -m mlci`: the same command line as the `mlci` script."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,93 @@
+"""GitHub's REST API, the few calls mlci makes: a token from the environment that never reaches output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import MlciError
+
+API_VERSION = "2022-11-28"
+DEFAULT_API = "https://api.github.com"
+
+
+@dataclass(frozen=True)
+class GitHub:
+    """A client for one repository (`owner/name`) at `api` with `token`."""
+
+    repository: str
+    token: str
+    api: str = DEFAULT_API
+    timeout: float = 30.0
+
+    @classmethod
+    def from_environment(cls, repository: str | None = None) -> GitHub:
+        """The client that GitHub Actions sets up: GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_API_URL."""
+        token = os.environ.get("GITHUB_TOKEN", "")
+        if not token:
+            raise MlciError("GITHUB_TOKEN is not set: the GitHub API needs a token")
+        repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
+            raise MlciError(f"repository {repository!r} is not owner/name (give --repo or set GITHUB_REPOSITORY)")
+        return cls(repository, token, os.environ.get("GITHUB_API_URL", DEFAULT_API).rstrip("/"))
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[Any, dict[str, str]]:
+        """One call: the decoded JSON and the response headers; a clear MlciError on any failure."""
+        url = path if path.startswith(("http://", "https://")) else f"{self.api}{path}"
+        request = urllib.request.Request(
+            url,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Accept": "application/vnd.github+json",
+                "Authorization": f"Bearer {self.token}",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": "mlci",
+                **({} if body is None else {"Content-Type": "application/json"}),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+                headers = {k.lower(): v for k, v in response.headers.items()}
+        except urllib.error.HTTPError as error:
+            raise MlciError(f"GitHub API {method} {_shown(url)}: {error.code} {_message(error.read())}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise MlciError(f"GitHub API {method} {_shown(url)}: cannot connect ({reason})") from None
+        try:
+            return (json.loads(raw) if raw else None), headers
+        except json.JSONDecodeError:
+            raise MlciError(f"GitHub API {method} {_shown(url)}: the response is not JSON") from None
+
+    def paginate(self, path: str) -> list[Any]:
+        """Every item of a listing, following the Link header's rel="next"."""
+        items: list[Any] = []
+        next_url: str | None = path
+        while next_url is not None:
+            page, headers = self.request("GET", next_url)
+            if not isinstance(page, list):
+                raise MlciError(f"GitHub API GET {_shown(next_url)}: expected a list")
+            items += page
+            found = re.search(r'<([^>]+)>;\s*rel="next"', headers.get("link", ""))
+            next_url = found.group(1) if found else None
+        return items
+
+
+def _shown(url: str) -> str:
+    """A URL as printed: without its query string, which could carry anything."""
+    return url.split("?", 1)[0]
+
+
+def _message(raw: bytes) -> str:
+    try:
+        document = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "(no JSON message)"
+    message = document.get("message", "") if isinstance(document, dict) else ""
+    return str(message)[:300] or "(no message)"
