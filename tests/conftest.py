@@ -17,3 +17,17 @@ os.environ.setdefault("PRE_COMMIT_HOME", str(ROOT / "build" / "pre-commit-cache"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: bakes a project and runs its pipeline for real")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what tests measured with record_property (build times, image sizes): they are never asserted."""
+    measured = [
+        (report.nodeid.split("::")[-1], name, value)
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call"
+        for name, value in report.user_properties
+    ]
+    if measured:
+        terminalreporter.section("measured")
+        for _, name, value in measured:
+            terminalreporter.write_line(f"{name}: {value}")

@@ -1,0 +1,182 @@
+"""The generated Dockerfile built for real with buildah (vfs storage, chrooted RUN steps) on a Debian base
+made by debootstrap: the environment image runs the project's tests and its pipeline, a code change
+rebuilds only the code layer, and the serving image answers /readyz with nothing of the training stack."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from images import Buildah, available, timed_make
+
+from bakery import TEMPLATE, bake, commit_all, run
+
+pytestmark = pytest.mark.slow
+
+BASE_PYTHON = "3.11"
+DEPENDENCY_STEP = re.compile(r"STEP \d+/\d+: RUN .*uv pip sync[^\n]*\n(-->[^\n]*)")
+
+
+class Built:
+    """A baked project, the buildah that builds it, and what each build said."""
+
+    def __init__(self, project: Path, buildah: Buildah, base: str) -> None:
+        self.project, self.buildah, self.base = project, buildah, base
+        self.builds: dict[str, float] = {}
+
+    def make(self, target: str) -> str:
+        done = timed_make(self.project, target, self.buildah, self.base).check()
+        self.builds[target] = done.seconds
+        return done.stdout + done.stderr
+
+    def image_ref(self, name: str) -> str:
+        commit = run(["git", "rev-parse", "--short=12", "HEAD"], self.project).check().stdout.strip()
+        return f"ghcr.io/my-org/{name}:{commit}"
+
+    def container(self, image: str) -> str:
+        return self.buildah("from", image).check().stdout.strip()
+
+    def run_in(self, container: str, *command: str, volume: Path | None = None) -> subprocess.CompletedProcess[str]:
+        mount = ["--volume", f"{volume}:/workspace"] if volume else []
+        return subprocess.run(
+            [*self.buildah.base_args, "run", "--isolation", "chroot", *mount, container, "--", *command],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    reason = available()
+    if reason is not None:
+        pytest.fail(f"cannot build images: {reason}; .ci/run installs them (make test-fast skips this module)")
+    buildah = Buildah(TEMPLATE / "build" / "buildah")
+    buildah.root.mkdir(parents=True, exist_ok=True)
+    base = buildah.debian_base(BASE_PYTHON, tmp_path_factory.mktemp("debootstrap"))
+    # Layers of earlier runs would make the first build a cached one: keep only the base.
+    for line in buildah("images", "--format", "{{.ID}} {{.Name}}", "--noheading").check().stdout.splitlines():
+        image_id, name = line.split(maxsplit=1)
+        if not name.startswith("localhost/debian-python"):
+            buildah("rmi", "--force", image_id)
+    buildah("rm", "--all")
+    project = bake(tmp_path_factory.mktemp("images"))
+    commit_all(project, "Start from the template")
+    # The image's user (10001) runs the pipeline on this checkout, as CI's runner user does on its own.
+    run(["chown", "-R", "10001:10001", str(project)], project).check()
+    run(["git", "config", "--global", "--add", "safe.directory", str(project)], project)
+    return Built(project, buildah, base)
+
+
+def test_the_environment_image_runs_the_projects_tests_and_pipeline(built, record_property):
+    output = built.make("image")
+    installed = DEPENDENCY_STEP.search(output)
+    assert installed and "Using cache" not in installed.group(1), "the first build must install the locks"
+    container = built.container(built.image_ref("tumor-classifier-env"))
+    tests = built.run_in(container, "make", "test")
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
+    assert re.search(r"\d+ passed", tests.stdout)
+    assert built.run_in(container, "id", "-u").stdout.strip() == "10001"
+    # The pipeline on the checked-out project mounted into the image, as CI's container job runs it.
+    repro = built.run_in(container, "make", "repro", volume=built.project)
+    assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]
+    assert "Running stage 'package'" in repro.stdout
+    assert (built.project / "models" / "serving" / "serving.json").is_file()
+    record_property("env image build (s)", round(built.builds["image"], 1))
+
+
+def test_a_code_change_reuses_the_dependency_layer(built, record_property):
+    train = next(built.project.glob("src/*/train.py"))
+    train.write_text(train.read_text() + "\n# a code change, no dependency change\n")
+    commit_all(built.project, "Change code only")
+    output = built.make("image")
+    reused = DEPENDENCY_STEP.search(output)
+    assert reused and "Using cache" in reused.group(1), output[-3000:]
+    record_property("env image rebuild after a code change (s)", round(built.builds["image"], 1))
+
+
+def test_the_serving_image_serves_and_holds_no_training_stack(built, record_property):
+    built.make("serving-image")
+    image = built.image_ref("tumor-classifier")
+    config = (
+        built.buildah(
+            "inspect",
+            "--type",
+            "image",
+            "--format",
+            "{{.Docker.Config.User}}|{{.Docker.Config.Healthcheck.Test}}",
+            image,
+        )
+        .check()
+        .stdout
+    )
+    user, healthcheck = config.strip().split("|")
+    assert user == "10001:10001" and "/readyz" in healthcheck
+    container = built.container(image)
+    absent = built.run_in(container, "python" + BASE_PYTHON, "-c", "import mlflow")
+    assert absent.returncode != 0 and "No module named 'mlflow'" in absent.stderr
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            *built.buildah.base_args,
+            "run",
+            "--isolation",
+            "chroot",
+            container,
+            "--",
+            "mlci",
+            "serve",
+            "/model",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert _get(f"http://127.0.0.1:{port}/readyz", within=120) == 200
+        manifest = json.loads((built.project / "models" / "serving" / "serving.json").read_text())
+        columns = [feature["name"] for feature in manifest["inputs"]["features"]]
+        body = json.dumps({"dataframe_split": {"columns": columns, "data": [[1.0] * len(columns)]}}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and b"predictions" in response.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    sizes = {
+        name: built.buildah.size_mb(built.image_ref(name)) for name in ("tumor-classifier-env", "tumor-classifier")
+    }
+    assert sizes["tumor-classifier"] < sizes["tumor-classifier-env"] / 2, sizes
+    for name, size in sizes.items():
+        record_property(f"{name} image (MB)", round(size))
+    record_property("serving image build (s)", round(built.builds["serving-image"], 1))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str, within: float) -> int:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return int(response.status)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
