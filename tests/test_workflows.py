@@ -220,3 +220,24 @@ def test_the_dockerfile_keeps_its_promises(project):
     assert text.count("USER 10001:10001") == 2
     ignore = (project / ".dockerignore").read_text().splitlines()
     assert ignore[ignore.index("*") :][:1] == ["*"] and "!.git" not in ignore and "!.venv/" not in ignore
+
+
+def test_the_environment_image_tag_follows_the_locks_and_nothing_else(tmp_path):
+    project = bake(tmp_path)
+
+    def tag(*args: str) -> str:
+        return run(["make", "--no-print-directory", "env-image-tag", *args], project).check().stdout.strip()
+
+    first = tag()
+    assert re.fullmatch(r"ghcr\.io/my-org/tumor-classifier-env:[0-9a-f]{16}", first)
+    train = next(project.glob("src/*/train.py"))
+    train.write_text(train.read_text() + "\n# code only\n")
+    (project / "params.yaml").write_text((project / "params.yaml").read_text() + "\n")
+    assert tag() == first
+    assert tag("BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04") != first
+    lock = project / "requirements" / "main.txt"
+    lock.write_text(lock.read_text() + "\n")
+    changed_lock = tag()
+    assert changed_lock != first
+    (project / "vendor" / "mlci" / "src" / "mlci" / "serve_extra.py").write_text("# vendored code changes\n")
+    assert tag() != changed_lock
