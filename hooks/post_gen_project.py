@@ -51,7 +51,9 @@ def vendor_mlci(root: Path, source: str) -> str | None:
     if path.is_file():
         shutil.copy2(path, vendor / path.name)
         return f"./vendor/{path.name}"
-    ignore = shutil.ignore_patterns("tests", "__pycache__", ".*_cache", "*.egg-info", "build", "dist")
+    ignore = shutil.ignore_patterns(
+        "tests", "__pycache__", ".*_cache", "*.egg-info", "build", "dist", ".venv*", ".git", "node_modules"
+    )
     shutil.copytree(path, vendor / "mlci", ignore=ignore)
     return "./vendor/mlci"
 

@@ -10,6 +10,7 @@ import keyword
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 VALUES: dict[str, str] = {
@@ -36,8 +37,20 @@ FRAMEWORKS = ("sklearn", "pytorch")
 RUNNERS = ("gpu", "cpu")
 # Names the generated package must not take: they would shadow what the project imports.
 DEPENDENCY_MODULES = {
-    "dvc", "great_expectations", "mlci", "mlflow", "numpy", "pandas", "pyarrow", "pydantic",
-    "pytest", "sklearn", "skops", "tests", "torch", "yaml",
+    "dvc",
+    "great_expectations",
+    "mlci",
+    "mlflow",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+    "pytest",
+    "sklearn",
+    "skops",
+    "tests",
+    "torch",
+    "yaml",
 }
 SLUG = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 GITHUB_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
@@ -107,7 +120,9 @@ def runner_labels(value: str) -> str | None:
 def container_registry(value: str) -> str | None:
     host, _, path = value.partition("/")
     if not REGISTRY_HOST.fullmatch(host) or not path or not all(IMAGE_PATH_PART.fullmatch(p) for p in path.split("/")):
-        return "must be a lowercase registry host and namespace, e.g. 'ghcr.io/my-org' or 'registry.example.com:5000/team'"
+        return (
+            "must be a lowercase registry host and namespace, e.g. 'ghcr.io/my-org' or 'registry.example.com:5000/team'"
+        )
     return None
 
 
@@ -121,7 +136,11 @@ def deployment_repo(value: str) -> str | None:
 def tracking_uri(value: str) -> str | None:
     scheme = urlparse(value).scheme
     if scheme not in TRACKING_SCHEMES:
-        return "must be an MLflow tracking URI with a scheme among " + ", ".join(TRACKING_SCHEMES) + " (e.g. 'sqlite:///mlflow.db')"
+        return (
+            "must be an MLflow tracking URI with a scheme among "
+            + ", ".join(TRACKING_SCHEMES)
+            + " (e.g. 'sqlite:///mlflow.db')"
+        )
     if scheme == "sqlite" and not value.startswith("sqlite:///"):
         return "a sqlite URI needs three slashes: 'sqlite:///relative/path.db' or 'sqlite:////absolute/path.db'"
     return None
@@ -137,8 +156,16 @@ def dvc_remote(value: str) -> str | None:
 
 
 def requirement(value: str) -> str | None:
+    """mlci's source: a URL, a version of mlci, or a path that exists (hooks run in the generated project)."""
     if not value.strip() or any(c.isspace() for c in value):
         return "must be one pip requirement without spaces: a path, a git+https URL or a name==version"
+    if "://" in value or re.fullmatch(r"mlci(===?|~=|>=|<=|!=|<|>)[0-9][0-9A-Za-z.*+!-]*", value):
+        return None
+    if not Path(value).expanduser().exists():
+        return (
+            "must be a URL (git+https://...#subdirectory=ci), a version (mlci==X.Y.Z) or an existing path "
+            f"(a relative path is relative to the generated project, {Path.cwd()})"
+        )
     return None
 
 

@@ -30,6 +30,8 @@ BAD_VALUES = [
     ("mlflow_tracking_uri", "sqlite://mlflow.db", "three slashes"),
     ("dvc_remote_url", "ftp://host/dvc", "scheme among"),
     ("mlci_source", "mlci @ ./ci", "without spaces"),
+    ("mlci_source", "../no/such/ci", "existing path"),
+    ("mlci_source", "mlci[package]==0.1.0", "existing path"),
 ]
 BAD_CHOICES = [
     ("python_version", "3.10"),

@@ -180,3 +180,44 @@ def _get(url: str, within: float) -> int:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def test_a_model_served_as_a_pyfunc_gets_its_framework_in_the_serving_image(built, record_property):
+    params = built.project / "params.yaml"
+    params.write_text(params.read_text().replace("runtime: auto", "runtime: pyfunc"))
+    container = built.container(built.image_ref("tumor-classifier-env"))
+    repro = built.run_in(container, "make", "repro", volume=built.project)
+    assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]
+    assert json.loads((built.project / "models" / "serving" / "serving.json").read_text())["runtime"] == "pyfunc"
+    built.make("serving-image")
+    serving = built.container(built.image_ref("tumor-classifier"))
+    present = built.run_in(serving, "python" + BASE_PYTHON, "-c", "import mlflow, sklearn")
+    assert present.returncode == 0, present.stderr[-2000:]
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            *built.buildah.base_args,
+            "run",
+            "--isolation",
+            "chroot",
+            serving,
+            "--",
+            "mlci",
+            "serve",
+            "/model",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _get(f"http://127.0.0.1:{port}/readyz", within=180) == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    record_property(
+        "serving image, pyfunc runtime (MB)", round(built.buildah.size_mb(built.image_ref("tumor-classifier")))
+    )

@@ -19,11 +19,13 @@ PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 FRAMEWORKS = ["sklearn", "pytorch"]
 RUNNERS = ["gpu", "cpu"]
 # Jinja left behind; GitHub's own `${{ ... }}` expressions are not Jinja.
-LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+# Jinja left unrendered; GitHub expressions (${{ }}) and docker's Go templates (--format '{{json ...}}') are meant.
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{(?!json )|\{%|\{#")
 
 
 def files_of(project: Path) -> list[Path]:
-    return [p for p in project.rglob("*") if p.is_file() and ".git" not in p.relative_to(project).parts]
+    """The files the template rendered (vendor/ is copied verbatim from mlci_source)."""
+    return [p for p in project.rglob("*") if p.is_file() and not {".git", "vendor"} & set(p.relative_to(project).parts)]
 
 
 @pytest.fixture(scope="module", params=list(itertools.product(PYTHON_VERSIONS, FRAMEWORKS, RUNNERS)), ids="-".join)

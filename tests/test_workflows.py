@@ -113,7 +113,10 @@ def mlci_commands() -> set[str]:
 
 def mlci_options(command: str) -> set[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "mlci", command, "--help"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+        [sys.executable, "-m", "mlci", command, "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stderr
     return set(re.findall(r"(--[a-z][a-z-]*)", done.stdout))
