@@ -55,6 +55,17 @@ def test_the_pyfunc_runtime_packages_the_mlflow_model_itself(forest_dir, tmp_pat
     assert result.passed
 
 
+def test_the_package_is_readable_by_any_user_even_from_a_private_source(forest_dir, tmp_path):
+    """An image copies the package as root and serves it as another user: nothing in it may be private."""
+    private = tmp_path / "private"
+    shutil.copytree(forest_dir, private)
+    for path in [private, *private.rglob("*")]:
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    served = package(str(private), tmp_path / "pyfunc", runtime="pyfunc", log=quiet)
+    for path in [served.directory, *served.directory.rglob("*")]:
+        assert path.stat().st_mode & 0o005 == (0o005 if path.is_dir() else 0o004), path
+
+
 def test_a_predict_model_serves_labels(tmp_path):
     model = save_sklearn_forest(tmp_path / "labels", trees=5, predict_fn="predict")
     served = package(str(model), tmp_path / "package", log=quiet)

@@ -7,6 +7,7 @@ served through its pyfunc, or with `runtime="onnx"` packaging fails.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -260,10 +261,21 @@ def package(
             parity=parity.to_dict() if parity else {},
         )
         served.write()
+        _readable_by_all(staging)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
     return manifest.load(out)
+
+
+def _readable_by_all(tree: Path) -> None:
+    """Folders 755 and files 644 (within the umask): a downloaded model arrives in private temporary folders,
+    and the package must be readable by whoever serves it (an image's non-root user, say)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [tree, *tree.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod((0o755 if path.is_dir() else 0o644) & ~umask)
 
 
 def _choose_runtime(
