@@ -28,7 +28,7 @@ OPTION_SETS = {
 }
 # mlci commands that the workflows call with their final arguments before the command exists, with the
 # issue that builds each; test_pending_commands_are_not_built_yet keeps this list honest.
-PENDING = {"deploy-pr": "5/6 GitOps deployment", "promote": "6/6 promotion", "rollback": "6/6 rollback"}
+PENDING = {"promote": "6/6 promotion", "rollback": "6/6 rollback"}
 
 
 @pytest.fixture(scope="module", params=sorted(OPTION_SETS))

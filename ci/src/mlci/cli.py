@@ -139,6 +139,36 @@ def pr_comment(
     typer.echo(f"pr-comment: {posted.action} comment {posted.comment_id} {posted.url}".rstrip())
 
 
+@app.command("deploy-pr")
+def deploy_pr(
+    env: Annotated[str, typer.Option(help="staging or production")],
+    image: Annotated[str, typer.Option(help="The serving image, pinned by digest: name@sha256:...")],
+    certificate: Annotated[Path, typer.Option(help="certificate.json of the model in the image")] = Path(
+        "reports/certification/certificate.json"
+    ),
+    repo: Annotated[str, typer.Option(help="Deployment repo: owner/name on GitHub, or a git URL or path")] = "",
+    forge: Annotated[str, typer.Option(help="github: push and open or update the PR; none: only push")] = "github",
+    model: Annotated[Path, typer.Option(help="The packaged model the certificate certifies")] = Path("models/serving"),
+    deploy_dir: Annotated[Path, typer.Option("--deploy-dir", help="The project's kustomize base")] = Path("deploy"),
+    report: Annotated[Path | None, typer.Option(help="The PR body (default: report.md beside the certificate)")] = None,
+) -> None:
+    """Propose a certified model to the deployment repo as one PR per project and env (token: $GITHUB_TOKEN)."""
+    from .deploy_pr import deploy_pr as run_deploy_pr
+    from .deploy_pr import proposal
+
+    if not repo:
+        raise MlciError("--repo is required: the deployment repo as owner/name, a git URL or a path")
+    proposed = proposal(env, image, certificate, model, deploy_dir, report)
+    outcome = run_deploy_pr(proposed, repo, forge, log=_say)
+    if outcome.pull_request is None:
+        typer.echo(f"deploy-pr: pushed {outcome.branch} to {repo} (no forge: open the pull request yourself)")
+    else:
+        pull = outcome.pull_request
+        typer.echo(
+            f"deploy-pr: {outcome.action} pull request #{pull.get('number')} {pull.get('html_url', '')}".rstrip()
+        )
+
+
 @app.command("version")
 def show_version() -> None:
     """Print mlci's version."""

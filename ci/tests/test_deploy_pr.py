@@ -1,0 +1,213 @@
+"""`mlci deploy-pr` against a local bare repository as the deployment repo, and GitHub's pull request API
+replayed from recorded responses: one branch and one PR per project and environment, races retried."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from github_replay import Reply, recorded, replay
+
+from mlci.certificate import SCHEMA_VERSION
+from mlci.manifest import ServedModel
+
+IMAGE = "ghcr.io/my-org/{project}@sha256:{digest}"
+TOKEN = "ghs_recordedDeployToken0123456789"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def deployments(tmp_path: Path) -> Path:
+    """A bare deployment repo whose main branch holds another team's app."""
+    bare = tmp_path / "deployments.git"
+    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    seed = tmp_path / "seed"
+    git(tmp_path, "clone", "--quiet", str(bare), str(seed))
+    (seed / "apps" / "other-team").mkdir(parents=True)
+    (seed / "apps" / "other-team" / "README.md").write_text("someone else's app\n")
+    git(seed, "add", "-A")
+    git(seed, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "seed")
+    git(seed, "push", "--quiet", "origin", "main")
+    return bare
+
+
+def make_project(root: Path, served: ServedModel, name: str, verdict: str = "pass") -> Path:
+    """A project folder as CI leaves it: the packaged model, its certificate and report, and deploy/."""
+    import shutil
+
+    root.mkdir(parents=True)
+    shutil.copytree(served.directory, root / "models" / "serving")
+    out = root / "reports" / "certification"
+    out.mkdir(parents=True)
+    certificate = {
+        "schema_version": SCHEMA_VERSION,
+        "verdict": verdict,
+        "model": {"name": name, "version": served.version, "runtime": served.runtime, "sha256": served.sha256},
+        "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
+    }
+    (out / "certificate.json").write_text(json.dumps(certificate, indent=2))
+    (out / "report.md").write_text(f"## Certification of {name}: ✅ pass\n")
+    deploy = root / "deploy"
+    deploy.mkdir()
+    (deploy / "kustomization.yaml").write_text("resources:\n  - rollout.yaml\n")
+    (deploy / "rollout.yaml").write_text(f"kind: Rollout\nspec:\n  image: ghcr.io/my-org/{name}\n")
+    return root
+
+
+def deploy(project: Path, repo: str, digest: str, *extra: str, env: dict[str, str] | None = None, wait=True):
+    name = json.loads((project / "reports/certification/certificate.json").read_text())["model"]["name"]
+    command = [
+        sys.executable, "-m", "mlci", "deploy-pr", "--env", "staging",
+        "--image", IMAGE.format(project=name, digest=digest * 64),
+        "--certificate", "reports/certification/certificate.json", "--repo", repo, *extra,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if not wait:
+        return process
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def read_branch(bare: Path, branch: str, path: str) -> str:
+    return git(bare, "show", f"{branch}:{path}")
+
+
+def test_the_first_run_creates_the_branch_and_the_second_updates_it(forest_package, deployments, tmp_path):
+    project = make_project(tmp_path / "p", forest_package, "tumor-classifier")
+    first = deploy(project, str(deployments), "a", "--forge", "none")
+    assert first.returncode == 0, first.stderr
+    branch = "deploy/tumor-classifier/staging"
+    overlay = yaml.safe_load(
+        read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/kustomization.yaml")
+    )
+    assert overlay["images"] == [{"name": "ghcr.io/my-org/tumor-classifier", "digest": "sha256:" + "a" * 64}]
+    assert overlay["resources"] == ["../../base"]
+    assert overlay["commonAnnotations"]["mlci.dev/model-version"] == forest_package.version
+    stored = read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/certificate.json")
+    assert json.loads(stored)["model"]["sha256"] == forest_package.sha256
+    assert "rollout.yaml" in git(deployments, "ls-tree", "--name-only", f"{branch}:apps/tumor-classifier/base")
+    # the branch starts from main and touches only apps/tumor-classifier/
+    changed = git(deployments, "diff", "--name-only", "main", branch).splitlines()
+    assert changed and all(path.startswith("apps/tumor-classifier/") for path in changed)
+
+    second = deploy(project, str(deployments), "b", "--forge", "none")
+    assert second.returncode == 0, second.stderr
+    assert "sha256:" + "b" * 64 in read_branch(
+        deployments, branch, "apps/tumor-classifier/overlays/staging/kustomization.yaml"
+    )
+    assert git(deployments, "rev-list", "--count", f"main..{branch}") == "2"
+    again = deploy(project, str(deployments), "b", "--forge", "none")
+    assert again.returncode == 0 and "already up to date" in again.stderr
+    assert git(deployments, "rev-list", "--count", f"main..{branch}") == "2"
+
+
+def test_two_projects_deploying_at_once_never_conflict(forest_package, deployments, tmp_path):
+    projects = [make_project(tmp_path / n, forest_package, n) for n in ("churn-model", "fraud-model")]
+    running = [deploy(p, str(deployments), "c", "--forge", "none", wait=False) for p in projects]
+    for process in running:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    for name in ("churn-model", "fraud-model"):
+        changed = git(deployments, "diff", "--name-only", "main", f"deploy/{name}/staging").splitlines()
+        assert changed and all(path.startswith(f"apps/{name}/") for path in changed)
+
+
+def test_two_runs_of_one_project_at_once_lose_nothing(forest_package, deployments, tmp_path):
+    project = make_project(tmp_path / "p", forest_package, "tumor-classifier")
+    running = [deploy(project, str(deployments), d, "--forge", "none", wait=False) for d in ("d", "e", "f")]
+    for process in running:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    branch = "deploy/tumor-classifier/staging"
+    assert git(deployments, "rev-list", "--count", f"main..{branch}") == "3"  # every proposal is a commit
+    last = git(deployments, "log", "-1", "--format=%B", branch)
+    overlay = read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/kustomization.yaml")
+    digest = next(line.split("sha256:")[1] for line in last.splitlines() if line.startswith("Image "))
+    assert f"digest: sha256:{digest}" in overlay  # the branch holds the last proposal
+
+
+@pytest.mark.parametrize("fault", ["tampered", "failed", "not-by-digest", "no-deploy-dir"])
+def test_a_refused_proposal_changes_nothing(forest_package, deployments, tmp_path, fault):
+    project = make_project(tmp_path / "p", forest_package, "tumor-classifier", "fail" if fault == "failed" else "pass")
+    extra: list[str] = ["--forge", "none"]
+    if fault == "tampered":
+        artifact = project / "models" / "serving" / forest_package.artifact
+        artifact.write_bytes(artifact.read_bytes() + b"\0")
+    if fault == "no-deploy-dir":
+        extra += ["--deploy-dir", "nowhere"]
+    if fault == "not-by-digest":
+        done = subprocess.run(
+            [sys.executable, "-m", "mlci", "deploy-pr", "--env", "staging", "--image", "ghcr.io/x/y:latest",
+             "--repo", str(deployments), "--forge", "none"],
+            cwd=project, capture_output=True, text=True,
+        )  # fmt: skip
+    else:
+        done = deploy(project, str(deployments), "a", *extra)
+    assert done.returncode == 2
+    reason = {"tampered": "hashes to", "failed": "not 'pass'", "not-by-digest": "not pinned by digest",
+              "no-deploy-dir": "is missing"}[fault]  # fmt: skip
+    assert reason in done.stderr
+    assert git(deployments, "branch", "--list", "--format=%(refname:short)") == "main"
+
+
+def test_the_pull_request_is_opened_then_updated_never_duplicated(forest_package, tmp_path):
+    server = tmp_path / "github"
+    bare = server / "octocat" / "Hello-World.git"
+    bare.parent.mkdir(parents=True)
+    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    project = make_project(tmp_path / "p", forest_package, "tumor-classifier")
+    find = (
+        "GET",
+        "/repos/octocat/Hello-World/pulls?state=open&head=octocat:deploy/tumor-classifier/staging&per_page=100",
+    )
+    create = ("POST", "/repos/octocat/Hello-World/pulls")
+    update = ("PATCH", "/repos/octocat/Hello-World/pulls/1347")
+
+    def env(api: str) -> dict[str, str]:
+        return {"GITHUB_API_URL": api, "GITHUB_SERVER_URL": server.as_uri(), "GITHUB_TOKEN": TOKEN,
+                "PATH": "/usr/bin:/bin"}  # fmt: skip
+
+    with replay({find: Reply(200, []), create: Reply(201, recorded("pull"))}) as (api, received):
+        opened = deploy(project, "octocat/Hello-World", "a", "--forge", "github", env=env(api))
+    assert opened.returncode == 0, opened.stderr
+    assert "opened pull request #1347" in opened.stdout
+    assert [(r.method, r.path) for r in received] == [find, create]
+    sent = received[1].body
+    assert sent["head"] == "deploy/tumor-classifier/staging" and sent["base"] == "main"
+    assert "## Certification of tumor-classifier" in sent["body"] and "sha256:" + "a" * 64 in sent["body"]
+
+    with replay({find: Reply(200, recorded("pulls")), update: Reply(200, recorded("pull"))}) as (api, received):
+        updated = deploy(project, "octocat/Hello-World", "b", "--forge", "github", env=env(api))
+    assert updated.returncode == 0, updated.stderr
+    assert "updated pull request #1347" in updated.stdout
+    assert [r.method for r in received] == ["GET", "PATCH"] and "sha256:" + "b" * 64 in received[1].body["body"]
+    assert git(bare, "rev-list", "--count", "deploy/tumor-classifier/staging") == "2"
+    for done in (opened, updated):
+        assert TOKEN not in done.stdout + done.stderr
+
+
+def test_a_forge_refusal_is_reported_without_the_token(forest_package, tmp_path):
+    server = tmp_path / "github"
+    bare = server / "octocat" / "Hello-World.git"
+    bare.parent.mkdir(parents=True)
+    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    project = make_project(tmp_path / "p", forest_package, "tumor-classifier")
+    find = (
+        "GET",
+        "/repos/octocat/Hello-World/pulls?state=open&head=octocat:deploy/tumor-classifier/staging&per_page=100",
+    )
+    with replay({find: Reply(403, recorded("forbidden"))}) as (api, _):
+        done = deploy(
+            project, "octocat/Hello-World", "a", "--forge", "github",
+            env={"GITHUB_API_URL": api, "GITHUB_SERVER_URL": server.as_uri(), "GITHUB_TOKEN": TOKEN,
+                 "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+    assert done.returncode == 2 and "403 Resource not accessible by integration" in done.stderr
+    assert TOKEN not in done.stdout + done.stderr
