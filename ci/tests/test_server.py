@@ -155,6 +155,8 @@ def test_metrics_count_requests_latency_predictions_and_name_the_model(server: S
     info = [k for k in after if k.startswith("mlci_model_info")]
     assert len(info) == 1 and 'name="tumor-classifier"' in info[0] and 'version="7"' in info[0]
     assert 'runtime="onnx"' in info[0] and "sha256=" in info[0]
+    # when the model was trained (the MLmodel's creation time), for the stale-model alert
+    assert time.time() - 86400 < after["mlci_model_trained_timestamp_seconds"] <= time.time()
 
 
 def test_drift_gauges_move_when_shifted_data_arrives(server: Server):

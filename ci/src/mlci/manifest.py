@@ -57,6 +57,8 @@ class ServedModel:
     baseline: Baseline | None = None
     onnx: dict[str, str] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
+    # When the model was trained (MLmodel's utc_time_created), ISO 8601 UTC: a stale-model alert reads it.
+    trained_at: str | None = None
 
     @property
     def artifact_path(self) -> Path:
@@ -78,6 +80,7 @@ class ServedModel:
             "baseline": self.baseline.to_dict() if self.baseline else None,
             "onnx": self.onnx,
             "parity": self.parity,
+            "trained_at": self.trained_at,
         }
 
     def write(self) -> None:
@@ -116,6 +119,7 @@ def load(directory: Path, verify: bool = True) -> ServedModel:
             baseline=Baseline.from_dict(data["baseline"]) if data.get("baseline") else None,
             onnx=dict(data.get("onnx") or {}),
             parity=dict(data.get("parity") or {}),
+            trained_at=data.get("trained_at"),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"{path} is malformed: {error!r}") from None

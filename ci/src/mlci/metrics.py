@@ -98,8 +98,10 @@ class ServerMetrics:
         info: dict[str, str],
         baseline: Baseline | None,
         window: int,
+        trained_at: str | None = None,
     ) -> None:
         self.layout = layout
+        self._trained = _timestamp(trained_at)
         self.slab = slab
         self.row = slab[worker]
         self._cells = memoryview(self.row).cast("B").cast("d")
@@ -175,6 +177,15 @@ class ServerMetrics:
             "# HELP mlci_model_info The model being served.",
             "# TYPE mlci_model_info gauge",
             f"mlci_model_info{{{self._info}}} 1",
+            *(
+                [
+                    "# HELP mlci_model_trained_timestamp_seconds When the served model was trained (Unix time).",
+                    "# TYPE mlci_model_trained_timestamp_seconds gauge",
+                    f"mlci_model_trained_timestamp_seconds {self._trained:.0f}",
+                ]
+                if self._trained is not None
+                else []
+            ),
             "# HELP mlci_requests_total HTTP requests by route and status code.",
             "# TYPE mlci_requests_total counter",
         ]
@@ -230,3 +241,12 @@ def _histogram(name: str, labels: str, buckets: tuple[float, ...], total: np.nda
     lines.append(f"{name}_sum{suffix} {total[base + len(buckets) + 1]:.17g}")
     lines.append(f"{name}_count{suffix} {total[base + len(buckets) + 2]:.17g}")
     return lines
+
+
+def _timestamp(iso: str | None) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None

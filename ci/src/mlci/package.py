@@ -259,6 +259,7 @@ def package(
             baseline=baseline,
             onnx=onnx_info,
             parity=parity.to_dict() if parity else {},
+            trained_at=_trained_at(mlmodel),
         )
         served.write()
         _readable_by_all(staging)
@@ -266,6 +267,17 @@ def package(
             shutil.rmtree(out)
         staging.rename(out)
     return manifest.load(out)
+
+
+def _trained_at(mlmodel: dict[str, Any]) -> str | None:
+    """MLmodel's utc_time_created ("2026-11-21 08:55:03.123456") as ISO 8601 UTC, if it has one."""
+    from datetime import UTC, datetime
+
+    created = mlmodel.get("utc_time_created")
+    try:
+        return datetime.fromisoformat(str(created)).replace(tzinfo=UTC).isoformat(timespec="seconds")
+    except ValueError:
+        return None
 
 
 def _readable_by_all(tree: Path) -> None:

@@ -89,7 +89,7 @@ def _run_worker(
         "runtime": model.runtime,
         "flavor": model.flavor,
     }
-    metrics = ServerMetrics(layout, slab, index, info, model.baseline, options.drift_window)
+    metrics = ServerMetrics(layout, slab, index, info, model.baseline, options.drift_window, model.trained_at)
     exit_code = 0
     server: _Server | None = None
 
