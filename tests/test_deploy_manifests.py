@@ -1,0 +1,269 @@
+"""The generated project's deploy/ base and the overlay mlci deploy-pr writes: rendered by kustomize, every
+object validated against its schema (custom resources included), pods that meet Pod Security "restricted",
+checkov's Kubernetes checks, and the alert rules and canary queries checked and tested by promtool."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bakery import TEMPLATE, bake, run
+from mlci.deploy_pr import DeployProposal
+
+TOOLS = Path(os.environ.get("MLOPS_TEMPLATE_TOOLS", TEMPLATE / ".venv-tools" / "bin"))
+NODE_MODULES = TEMPLATE / "node_modules"
+DIGEST = "sha256:" + "ab" * 32
+PROJECT = "tumor-classifier"
+# Pod Security "restricted": the volume types it allows.
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                      "projected", "secret"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
+    """The base and the staging overlay, rendered as a cluster would get them."""
+    project = bake(tmp_path_factory.mktemp("bake"))
+    repo = tmp_path_factory.mktemp("deployments")
+    base = {
+        str(p.relative_to(project / "deploy")): p.read_bytes() for p in (project / "deploy").rglob("*") if p.is_file()
+    }
+    certificate = {"model": {"name": PROJECT, "version": "3"}, "git": {"commit": "0" * 40}}
+    proposal = DeployProposal(PROJECT, "staging", f"ghcr.io/my-org/{PROJECT}", DIGEST, certificate, b"{}", "", base)
+    for relative, data in proposal.files().items():
+        (repo / relative).parent.mkdir(parents=True, exist_ok=True)
+        (repo / relative).write_bytes(data)
+    return {
+        "base": kustomize(project / "deploy"),
+        "staging": kustomize(repo / "apps" / PROJECT / "overlays" / "staging"),
+    }
+
+
+def tool(name: str) -> str:
+    path = TOOLS / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: `make setup` installs it into .venv-tools")
+    return str(path)
+
+
+def kustomize(folder: Path) -> list[dict]:
+    done = run([tool("kubectl"), "kustomize", str(folder)], folder)
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def by_kind(objects: list[dict], kind: str) -> dict:
+    [found] = [o for o in objects if o["kind"] == kind]
+    return found
+
+
+def schema_failures(objects: list[dict]) -> list[dict]:
+    if not (NODE_MODULES / "kubernetes-models").is_dir():
+        pytest.fail("node_modules is missing the kubernetes-models packages: `make setup` runs npm ci")
+    script = Path(__file__).with_name("k8s_validate.mjs")
+    done = run(
+        ["sh", "-c", f"node {script} < objects.json"], _write_json(objects), env={"NODE_PATH": str(NODE_MODULES)}
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _write_json(objects: list[dict]) -> Path:
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"k8s-validate-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    (folder / "objects.json").write_text(json.dumps(objects))
+    return folder
+
+
+def test_the_base_and_the_overlay_render(rendered):
+    kinds = sorted(o["kind"] for o in rendered["base"])
+    assert kinds == sorted(["AnalysisTemplate", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy",
+                            "PodDisruptionBudget", "PrometheusRule", "Rollout", "Service", "Service",
+                            "ServiceAccount", "ServiceMonitor"])  # fmt: skip
+    staging = rendered["staging"]
+    assert {o["metadata"]["namespace"] for o in staging} == {f"{PROJECT}-staging"}
+    rollout = by_kind(staging, "Rollout")
+    pod = rollout["spec"]["template"]
+    assert [c["image"] for c in pod["spec"]["containers"]] == [f"ghcr.io/my-org/{PROJECT}@{DIGEST}"]
+    assert rollout["metadata"]["annotations"]["mlci.dev/model-version"] == "3"
+    assert rollout["metadata"]["annotations"]["mlci.dev/commit"] == "0" * 40
+
+
+def test_the_canary_steps_and_services_are_wired(rendered):
+    rollout = by_kind(rendered["staging"], "Rollout")
+    canary = rollout["spec"]["strategy"]["canary"]
+    weights = [s["setWeight"] for s in canary["steps"] if "setWeight" in s]
+    assert weights == [10, 50, 100]
+    analysed = [i for i, s in enumerate(canary["steps"]) if "analysis" in s]
+    assert len(analysed) == 2 and all(canary["steps"][i + 1].get("setWeight") in (50, 100) for i in analysed)
+    services = {o["metadata"]["name"] for o in rendered["staging"] if o["kind"] == "Service"}
+    assert {canary["canaryService"], canary["stableService"]} == services
+    template = by_kind(rendered["staging"], "AnalysisTemplate")
+    used = {t["templateName"] for i in analysed for t in canary["steps"][i]["analysis"]["templates"]}
+    assert used == {template["metadata"]["name"]}
+    assert {m["name"] for m in template["spec"]["metrics"]} == {"error-ratio", "p99-latency", "prediction-drift"}
+    hpa = by_kind(rendered["staging"], "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
+    assert (hpa["kind"], hpa["name"]) == ("Rollout", rollout["metadata"]["name"])
+
+
+def test_every_object_matches_its_schema(rendered):
+    for objects in rendered.values():
+        assert schema_failures(objects) == []
+
+
+def test_the_schema_check_catches_a_broken_object(rendered):
+    broken = copy.deepcopy(by_kind(rendered["staging"], "Rollout"))
+    broken["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "eighty"
+    unknown = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}}
+    failures = schema_failures([broken, unknown])
+    assert [f["object"] for f in failures] == [f"Rollout/{PROJECT}", "Gadget/g"]
+
+
+def restricted_violations(pod_spec: dict) -> list[str]:
+    """What in a pod spec breaks Pod Security "restricted" (Kubernetes' documented controls)."""
+    found = []
+    pod = pod_spec.get("securityContext", {})
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod_spec.get(key):
+            found.append(key)
+    for volume in pod_spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            found.append(f"volume {volume['name']}: {sorted(kinds)}")
+    for container in pod_spec.get("initContainers", []) + pod_spec["containers"]:
+        context = container.get("securityContext", {})
+        name = container["name"]
+        if context.get("privileged"):
+            found.append(f"{name}: privileged")
+        if context.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation is not false")
+        if not context.get("runAsNonRoot", pod.get("runAsNonRoot")):
+            found.append(f"{name}: runAsNonRoot is not true")
+        if context.get("runAsUser", pod.get("runAsUser")) == 0:
+            found.append(f"{name}: runs as UID 0")
+        capabilities = context.get("capabilities", {})
+        if "ALL" not in capabilities.get("drop", []) or set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
+            found.append(f"{name}: capabilities must drop ALL and add at most NET_BIND_SERVICE")
+        seccomp = context.get("seccompProfile", pod.get("seccompProfile", {})).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{name}: seccompProfile is {seccomp}")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            found.append(f"{name}: hostPort")
+    return found
+
+
+def pod_specs(objects: list[dict]) -> list[dict]:
+    return [o["spec"]["template"]["spec"] for o in objects if "template" in o.get("spec", {})]
+
+
+def test_every_pod_meets_pod_security_restricted(rendered):
+    specs = pod_specs(rendered["staging"])
+    assert specs and all(restricted_violations(spec) == [] for spec in specs)
+    container = specs[0]["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert int(container["securityContext"]["runAsUser"]) >= 10000
+
+
+def test_the_pod_security_check_catches_what_it_should(rendered):
+    spec = copy.deepcopy(pod_specs(rendered["staging"])[0])
+    spec["hostNetwork"] = True
+    spec["volumes"].append({"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}})
+    context = spec["containers"][0]["securityContext"]
+    context.update(allowPrivilegeEscalation=True, runAsUser=0, capabilities={"drop": ["ALL"], "add": ["SYS_ADMIN"]})
+    assert len(restricted_violations(spec)) == 5
+
+
+def test_checkov_kubernetes_checks_pass_on_the_overlay(rendered, tmp_path):
+    """checkov has no checks for Rollouts: their pod template is also checked as a Deployment's."""
+    objects = list(rendered["staging"])
+    for rollout in [o for o in objects if o["kind"] == "Rollout"]:
+        spec = {k: rollout["spec"][k] for k in ("replicas", "selector", "template")}
+        objects.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": rollout["metadata"], "spec": spec})
+    (tmp_path / "rendered.yaml").write_text(yaml.safe_dump_all(objects))
+    done = run([tool("checkov"), "-f", "rendered.yaml", "--framework", "kubernetes", "-o", "json"], tmp_path,
+               env={"BC_SKIP_MAPPING": "TRUE"}, timeout=600)  # fmt: skip
+    report = json.loads(done.stdout)
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert not failed, failed
+    assert report["summary"]["passed"] > 60
+    assert any("Deployment" in c["resource"] for c in report["results"]["passed_checks"])
+    for skipped in report["results"]["skipped_checks"]:
+        assert len(skipped["check_result"].get("suppress_comment", "").strip()) > 20
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail("promtool is missing: .ci/run installs Debian's prometheus package")
+    return found
+
+
+def test_promtool_accepts_the_alert_rules(rendered, tmp_path):
+    rule = by_kind(rendered["staging"], "PrometheusRule")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    done = run([promtool(), "check", "rules", "rules.yaml"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 rules found" in done.stdout
+
+
+def test_the_canary_queries_are_valid_promql(rendered, tmp_path):
+    """promtool parses each AnalysisTemplate query, with its arguments filled in, as a recording rule."""
+    template = by_kind(rendered["staging"], "AnalysisTemplate")
+    args = {"namespace": "tumor-classifier-staging", "canary-hash": "6d4f", "stable-hash": "59c8"}
+    rules = []
+    for metric in template["spec"]["metrics"]:
+        query = re.sub(
+            r"\{\{args\.([a-z-]+)\}\}", lambda m: args[m.group(1)], metric["provider"]["prometheus"]["query"]
+        )
+        assert "{{" not in query
+        rules.append({"record": "canary:" + metric["name"].replace("-", "_"), "expr": query})
+    (tmp_path / "queries.yaml").write_text(yaml.safe_dump({"groups": [{"name": "canary", "rules": rules}]}))
+    done = run([promtool(), "check", "rules", "queries.yaml"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def alert_tests(rule: dict) -> dict:
+    """promtool rule tests: in the namespace `bad` each alert's condition holds long enough to fire, in `good`
+    the same series stay healthy; the alert must fire for `bad` only."""
+    job = f'job="{PROJECT}-stable"'
+    prediction = 'route="/invocations"'
+    series = []
+    for namespace, errors, slow, psi, trained in (("bad", 10, True, 0.5, -40 * 86400), ("good", 0, False, 0.1, 0)):
+        where = f'{job},namespace="{namespace}"'
+        series += [
+            {"series": f'mlci_requests_total{{{where},{prediction},code="200"}}', "values": "0+90x180"},
+            {"series": f'mlci_requests_total{{{where},{prediction},code="500"}}', "values": f"0+{errors}x180"},
+            {"series": f'mlci_feature_psi{{{where},feature="mean radius"}}', "values": f"{psi}x180"},
+            {"series": f"mlci_model_trained_timestamp_seconds{{{where}}}", "values": f"{trained}x180"},
+        ]
+        for le in ("0.005", "0.05", "0.1", "+Inf"):
+            under = 100 if (le in ("0.1", "+Inf") or not slow) else 0
+            series.append({"series": f'mlci_request_duration_seconds_bucket{{{where},{prediction},le="{le}"}}',
+                           "values": f"0+{under}x180"})  # fmt: skip
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    checks = []
+    for name, spec in alerts.items():
+        labels = {**spec.get("labels", {}), "namespace": "bad"}
+        if name == "ModelInputDrift":
+            labels["feature"] = "mean radius"
+        expected = {"exp_labels": labels, "exp_annotations": spec.get("annotations", {})}
+        checks.append({"eval_time": "170m", "alertname": name, "exp_alerts": [expected]})
+        checks.append({"eval_time": "1m", "alertname": name, "exp_alerts": []})  # not before its `for:`
+    return {"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": checks}]}  # fmt: skip
+
+
+def test_each_alert_fires_on_bad_series_and_stays_quiet_on_good_ones(rendered, tmp_path):
+    rule = by_kind(rendered["staging"], "PrometheusRule")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(alert_tests(rule)))
+    done = run([promtool(), "test", "rules", "tests.yaml"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]} == {
+        "ModelHighErrorRatio", "ModelHighLatency", "ModelInputDrift", "ModelStale"}  # fmt: skip
