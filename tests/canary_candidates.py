@@ -1,0 +1,34 @@
+"""A small logistic model served as an MLflow pyfunc, which misbehaves on purpose when CANARY_FAULT says so:
+`errors` (3 requests in 10 fail), `slow` (100 ms more per request) or `shifted` (the classes swapped).
+Shipped with the model (code_paths), so `mlci serve` can load it; the server's warm-up calls are spared."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import time
+
+import mlflow.pyfunc
+import numpy as np
+
+# Calls in this process: the server's warm-up calls (the first few) are spared the faults.
+_CALLS = itertools.count()
+WARM_UP_CALLS = 50  # more than mlci serve's warm-up rounds
+
+
+class Candidate(mlflow.pyfunc.PythonModel):
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, weights: np.ndarray, bias: float) -> None:
+        self.mean, self.scale, self.weights, self.bias = mean, scale, weights, bias
+
+    def predict(self, context, model_input, params=None):  # noqa: ARG002 (MLflow's signature)
+        fault = os.environ.get("CANARY_FAULT", "none") if next(_CALLS) >= WARM_UP_CALLS else "none"
+        if fault == "errors" and random.random() < 0.3:
+            raise RuntimeError("injected fault")
+        if fault == "slow":
+            time.sleep(0.1)
+        features = (np.asarray(model_input, dtype=np.float64) - self.mean) / self.scale
+        benign = 1.0 / (1.0 + np.exp(-(features @ self.weights + self.bias)))
+        if fault == "shifted":
+            benign = 1.0 - benign
+        return np.column_stack([1.0 - benign, benign])
