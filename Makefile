@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= 2
 TOOLS := $(abspath .venv-tools)
 export MLOPS_TEMPLATE_TOOLS := $(TOOLS)/bin
 
-.PHONY: help setup lock demo test test-fast lint bench bench-serve bench-certify clean
+.PHONY: help setup lock demo test test-fast lint bench bench-serve bench-certify bench-deploy clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench-certify: setup ## Time make certify (every gate) on a fresh bake; target u
 
 bench-serve: setup ## mlci serve against mlflow models serve under wrk (needs the wrk package).
 	python bench/serve_vs_mlflow.py
+
+bench-deploy: setup ## mlci deploy-pr into a repo of 1,000 apps, and render + validate all its overlays.
+	python bench/deployments.py
 
 clean: ## Remove the environment and everything built.
 	rm -rf $(VENV) $(TOOLS) node_modules build
