@@ -66,6 +66,7 @@ def test_the_gpu_runners_request_a_gpu_and_answer_the_generated_labels(rendered)
     [container] = job["spec"]["containers"]
     assert container["name"] == "$job" and container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert schema_failures([job]) == []
+    assert restricted_violations(job["spec"]) == []
 
 
 def test_checkov_and_hadolint_pass(rendered, tmp_path):
@@ -122,8 +123,12 @@ def test_the_applicationset_syncs_what_deploy_pr_writes_where_the_project_allows
     assert len(directories) == 4
     template = yaml.safe_dump(appset["template"])
     names = set()
-    for directory in directories:
-        application = yaml.safe_load(go_template(template, directory))
+    applications = [
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", **yaml.safe_load(go_template(template, d))}
+        for d in directories
+    ]
+    assert schema_failures(applications) == []
+    for application in applications:
         names.add(application["metadata"]["name"])
         spec = application["spec"]
         assert spec["project"] == one(rendered["argocd"], "AppProject")["metadata"]["name"]
