@@ -4,12 +4,14 @@ rebuilds only the code layer, and the serving image answers /readyz with nothing
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,23 @@ class Built:
 
     def container(self, image: str) -> str:
         return self.buildah("from", image).check().stdout.strip()
+
+    @contextlib.contextmanager
+    def serving(self, container: str) -> Iterator[int]:
+        """`mlci serve /model` inside the container on a free port, ready (/readyz 200); yields the port."""
+        port = _free_port()
+        command = ["mlci", "serve", "/model", "--host", "127.0.0.1", "--port", str(port)]
+        server = subprocess.Popen(
+            [*self.buildah.base_args, "run", "--isolation", "chroot", container, "--", *command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert _get(f"http://127.0.0.1:{port}/readyz", within=180) == 200
+            yield port
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
 
     def run_in(self, container: str, *command: str, volume: Path | None = None) -> subprocess.CompletedProcess[str]:
         mount = ["--volume", f"{volume}:/workspace"] if volume else []
@@ -121,40 +140,8 @@ def test_the_serving_image_serves_and_holds_no_training_stack(built, record_prop
     container = built.container(image)
     absent = built.run_in(container, "python" + BASE_PYTHON, "-c", "import mlflow")
     assert absent.returncode != 0 and "No module named 'mlflow'" in absent.stderr
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            *built.buildah.base_args,
-            "run",
-            "--isolation",
-            "chroot",
-            container,
-            "--",
-            "mlci",
-            "serve",
-            "/model",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert _get(f"http://127.0.0.1:{port}/readyz", within=120) == 200
-        manifest = json.loads((built.project / "models" / "serving" / "serving.json").read_text())
-        columns = [feature["name"] for feature in manifest["inputs"]["features"]]
-        body = json.dumps({"dataframe_split": {"columns": columns, "data": [[1.0] * len(columns)]}}).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200 and b"predictions" in response.read()
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    with built.serving(container) as port:
+        assert b"predictions" in _score_one_row(built.project, port)
     sizes = {
         name: built.buildah.size_mb(built.image_ref(name)) for name in ("tumor-classifier-env", "tumor-classifier")
     }
@@ -162,6 +149,17 @@ def test_the_serving_image_serves_and_holds_no_training_stack(built, record_prop
     for name, size in sizes.items():
         record_property(f"{name} image (MB)", round(size))
     record_property("serving image build (s)", round(built.builds["serving-image"], 1))
+
+
+def _score_one_row(project: Path, port: int) -> bytes:
+    """POST one row of the model's columns to /invocations; the 200 response's body."""
+    manifest = json.loads((project / "models" / "serving" / "serving.json").read_text())
+    columns = [feature["name"] for feature in manifest["inputs"]["features"]]
+    body = json.dumps({"dataframe_split": {"columns": columns, "data": [[1.0] * len(columns)]}}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        return bytes(response.read())
 
 
 def _free_port() -> int:
@@ -193,31 +191,8 @@ def test_a_model_served_as_a_pyfunc_gets_its_framework_in_the_serving_image(buil
     serving = built.container(built.image_ref("tumor-classifier"))
     present = built.run_in(serving, "python" + BASE_PYTHON, "-c", "import mlflow, sklearn")
     assert present.returncode == 0, present.stderr[-2000:]
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            *built.buildah.base_args,
-            "run",
-            "--isolation",
-            "chroot",
-            serving,
-            "--",
-            "mlci",
-            "serve",
-            "/model",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert _get(f"http://127.0.0.1:{port}/readyz", within=180) == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    with built.serving(serving) as port:
+        assert b"predictions" in _score_one_row(built.project, port)
     record_property(
         "serving image, pyfunc runtime (MB)", round(built.buildah.size_mb(built.image_ref("tumor-classifier")))
     )

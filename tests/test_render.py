@@ -19,8 +19,9 @@ PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 FRAMEWORKS = ["sklearn", "pytorch"]
 RUNNERS = ["gpu", "cpu"]
 # Jinja left behind; GitHub's own `${{ ... }}` expressions are not Jinja.
-# Jinja left unrendered; GitHub expressions (${{ }}) and docker's Go templates (--format '{{json ...}}') are meant.
-LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{(?!json )|\{%|\{#")
+# Jinja left unrendered. Meant to stay: GitHub expressions (${{ }}), docker's Go templates (--format
+# '{{json ...}}') and Argo Rollouts' analysis arguments ({{args.name}}).
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{(?!json |args\.)|\{%|\{#")
 
 
 def files_of(project: Path) -> list[Path]:

@@ -157,57 +157,54 @@ def test_a_refused_proposal_changes_nothing(forest_package, deployments, tmp_pat
     assert git(deployments, "branch", "--list", "--format=%(refname:short)") == "main"
 
 
-def test_the_pull_request_is_opened_then_updated_never_duplicated(forest_package, tmp_path):
+FIND = (
+    "GET",
+    "/repos/octocat/Hello-World/pulls?state=open&head=octocat:deploy/tumor-classifier/staging&per_page=100",
+)
+
+
+@pytest.fixture
+def github_server(tmp_path: Path) -> Path:
+    """A local folder standing in for the GitHub server's git side: octocat/Hello-World.git, empty."""
     server = tmp_path / "github"
     bare = server / "octocat" / "Hello-World.git"
     bare.parent.mkdir(parents=True)
     git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    return server
+
+
+def forge_env(api: str, server: Path) -> dict[str, str]:
+    return {"GITHUB_API_URL": api, "GITHUB_SERVER_URL": server.as_uri(), "GITHUB_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"}
+
+
+def test_the_pull_request_is_opened_then_updated_never_duplicated(forest_package, tmp_path, github_server):
     project = make_project(tmp_path / "p", forest_package, "tumor-classifier")
-    find = (
-        "GET",
-        "/repos/octocat/Hello-World/pulls?state=open&head=octocat:deploy/tumor-classifier/staging&per_page=100",
-    )
     create = ("POST", "/repos/octocat/Hello-World/pulls")
     update = ("PATCH", "/repos/octocat/Hello-World/pulls/1347")
 
-    def env(api: str) -> dict[str, str]:
-        return {"GITHUB_API_URL": api, "GITHUB_SERVER_URL": server.as_uri(), "GITHUB_TOKEN": TOKEN,
-                "PATH": "/usr/bin:/bin"}  # fmt: skip
-
-    with replay({find: Reply(200, []), create: Reply(201, recorded("pull"))}) as (api, received):
-        opened = deploy(project, "octocat/Hello-World", "a", "--forge", "github", env=env(api))
+    with replay({FIND: Reply(200, []), create: Reply(201, recorded("pull"))}) as (api, received):
+        opened = deploy(project, "octocat/Hello-World", "a", "--forge", "github", env=forge_env(api, github_server))
     assert opened.returncode == 0, opened.stderr
     assert "opened pull request #1347" in opened.stdout
-    assert [(r.method, r.path) for r in received] == [find, create]
+    assert [(r.method, r.path) for r in received] == [FIND, create]
     sent = received[1].body
     assert sent["head"] == "deploy/tumor-classifier/staging" and sent["base"] == "main"
     assert "## Certification of tumor-classifier" in sent["body"] and "sha256:" + "a" * 64 in sent["body"]
 
-    with replay({find: Reply(200, recorded("pulls")), update: Reply(200, recorded("pull"))}) as (api, received):
-        updated = deploy(project, "octocat/Hello-World", "b", "--forge", "github", env=env(api))
+    with replay({FIND: Reply(200, recorded("pulls")), update: Reply(200, recorded("pull"))}) as (api, received):
+        updated = deploy(project, "octocat/Hello-World", "b", "--forge", "github", env=forge_env(api, github_server))
     assert updated.returncode == 0, updated.stderr
     assert "updated pull request #1347" in updated.stdout
     assert [r.method for r in received] == ["GET", "PATCH"] and "sha256:" + "b" * 64 in received[1].body["body"]
+    bare = github_server / "octocat" / "Hello-World.git"
     assert git(bare, "rev-list", "--count", "deploy/tumor-classifier/staging") == "2"
     for done in (opened, updated):
         assert TOKEN not in done.stdout + done.stderr
 
 
-def test_a_forge_refusal_is_reported_without_the_token(forest_package, tmp_path):
-    server = tmp_path / "github"
-    bare = server / "octocat" / "Hello-World.git"
-    bare.parent.mkdir(parents=True)
-    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+def test_a_forge_refusal_is_reported_without_the_token(forest_package, tmp_path, github_server):
     project = make_project(tmp_path / "p", forest_package, "tumor-classifier")
-    find = (
-        "GET",
-        "/repos/octocat/Hello-World/pulls?state=open&head=octocat:deploy/tumor-classifier/staging&per_page=100",
-    )
-    with replay({find: Reply(403, recorded("forbidden"))}) as (api, _):
-        done = deploy(
-            project, "octocat/Hello-World", "a", "--forge", "github",
-            env={"GITHUB_API_URL": api, "GITHUB_SERVER_URL": server.as_uri(), "GITHUB_TOKEN": TOKEN,
-                 "PATH": "/usr/bin:/bin"},
-        )  # fmt: skip
+    with replay({FIND: Reply(403, recorded("forbidden"))}) as (api, _):
+        done = deploy(project, "octocat/Hello-World", "a", "--forge", "github", env=forge_env(api, github_server))
     assert done.returncode == 2 and "403 Resource not accessible by integration" in done.stderr
     assert TOKEN not in done.stdout + done.stderr
