@@ -37,6 +37,13 @@ class Built:
         self.builds[target] = done.seconds
         return done.stdout + done.stderr
 
+    def commit(self, message: str) -> None:
+        """Commit as the tests do, then give the checkout back to the image's user (10001), who runs the
+        pipeline on it as CI's runner user does on its own: a git object folder made by root here would
+        stop DVC there."""
+        commit_all(self.project, message)
+        run(["chown", "-R", "10001:10001", str(self.project)], self.project).check()
+
     def image_ref(self, name: str) -> str:
         commit = run(["git", "rev-parse", "--short=12", "HEAD"], self.project).check().stdout.strip()
         return f"ghcr.io/my-org/{name}:{commit}"
@@ -86,11 +93,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
             buildah("rmi", "--force", image_id)
     buildah("rm", "--all")
     project = bake(tmp_path_factory.mktemp("images"))
-    commit_all(project, "Start from the template")
-    # The image's user (10001) runs the pipeline on this checkout, as CI's runner user does on its own.
-    run(["chown", "-R", "10001:10001", str(project)], project).check()
+    built = Built(project, buildah, base)
+    built.commit("Start from the template")
     run(["git", "config", "--global", "--add", "safe.directory", str(project)], project)
-    return Built(project, buildah, base)
+    return built
 
 
 def test_the_environment_image_runs_the_projects_tests_and_pipeline(built, record_property):
@@ -113,7 +119,7 @@ def test_the_environment_image_runs_the_projects_tests_and_pipeline(built, recor
 def test_a_code_change_reuses_the_dependency_layer(built, record_property):
     train = next(built.project.glob("src/*/train.py"))
     train.write_text(train.read_text() + "\n# a code change, no dependency change\n")
-    commit_all(built.project, "Change code only")
+    built.commit("Change code only")
     output = built.make("image")
     reused = DEPENDENCY_STEP.search(output)
     assert reused and "Using cache" in reused.group(1), output[-3000:]
