@@ -6,11 +6,10 @@ from __future__ import annotations
 import shlex
 import shutil
 import tarfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bakery import TEMPLATE, Timed, run
+from bakery import Timed, run
 
 # The host's CA bundle, mounted for the build only: some networks re-sign TLS, and nothing of it is baked in.
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -63,13 +62,9 @@ class Buildah:
         return self("inspect", "--type", "image", image).returncode == 0
 
     def size_mb(self, image: str) -> float:
-        """The image's size as its layers add up (what a registry would store, uncompressed)."""
-        done = self("inspect", "--type", "image", "--format", "{{.Docker.Size}}", image).check()
-        size = int(done.stdout.strip() or 0)
-        if size == 0:
-            done = self("images", "--format", "{{.Size}}", "--noheading", image).check()
-            return _parse_size(done.stdout.strip().splitlines()[0])
-        return size / 1e6
+        """The image's size as its layers add up (uncompressed), as `buildah images` reports it."""
+        done = self("images", "--format", "{{.Size}}", "--noheading", image).check()
+        return _parse_size(done.stdout.strip().splitlines()[0])
 
     def debian_base(self, python_version: str, work: Path) -> str:
         """A Debian image with python{python_version} (like the python:*-slim images), made once by debootstrap."""
@@ -112,17 +107,11 @@ class Buildah:
 
 def timed_make(project: Path, target: str, buildah: Buildah, base_image: str) -> Timed:
     """`make <target>` of the project with buildah as its image builder."""
-    started = time.perf_counter()
-    done = run(
-        ["make", target, f"IMAGE_BUILD={buildah.build_command()}", f"BASE_IMAGE={base_image}"], project, timeout=3600
-    )
-    return Timed(done.args, done.returncode, done.stdout, done.stderr, time.perf_counter() - started)
+    command = ["make", target, f"IMAGE_BUILD={buildah.build_command()}", f"BASE_IMAGE={base_image}"]
+    return run(command, project, timeout=3600)
 
 
 def _parse_size(text: str) -> float:
     number, unit = text.split()[0], text.split()[1] if len(text.split()) > 1 else "B"
     scale = {"B": 1e-6, "kB": 1e-3, "KB": 1e-3, "MB": 1.0, "GB": 1e3}
     return float(number) * scale.get(unit, 1.0)
-
-
-__all__ = ["TEMPLATE", "Buildah", "available", "timed_make"]

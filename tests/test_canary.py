@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import bake
+from bakery import bake, run
 from mlci.process import ServerProcess, free_port, get
 
 pytestmark = pytest.mark.slow
@@ -111,8 +111,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     fleet = Fleet(folder, yaml.safe_load(rendered))
     model = save_candidate(folder / "model")
     packaged = folder / "packaged"
-    from bakery import run
-
     run([MLCI, "package", str(model), "--out", str(packaged), "--runtime", "pyfunc"], folder).check()
     try:
         for name in ("stable", *CANARIES):

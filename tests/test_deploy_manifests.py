@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,19 +67,16 @@ def by_kind(objects: list[dict], kind: str) -> dict:
 def schema_failures(objects: list[dict]) -> list[dict]:
     if not (NODE_MODULES / "kubernetes-models").is_dir():
         pytest.fail("node_modules is missing the kubernetes-models packages: `make setup` runs npm ci")
-    script = Path(__file__).with_name("k8s_validate.mjs")
-    done = run(
-        ["sh", "-c", f"node {script} < objects.json"], _write_json(objects), env={"NODE_PATH": str(NODE_MODULES)}
+    done = subprocess.run(
+        ["node", str(Path(__file__).with_name("k8s_validate.mjs"))],
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def _write_json(objects: list[dict]) -> Path:
-    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"k8s-validate-{os.getpid()}"
-    folder.mkdir(exist_ok=True)
-    (folder / "objects.json").write_text(json.dumps(objects))
-    return folder
 
 
 def test_the_base_and_the_overlay_render(rendered):

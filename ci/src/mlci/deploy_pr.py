@@ -23,8 +23,7 @@ from typing import Any
 
 from . import certificate as certificates
 from .errors import MlciError
-from .github import GitHub
-from .pr_comment import MAX_BODY
+from .github import GitHub, fit_body
 
 ENVIRONMENTS = ("staging", "production")
 IMAGE_BY_DIGEST = re.compile(r"(?P<name>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@(?P<digest>sha256:[0-9a-f]{64})")
@@ -96,11 +95,7 @@ class DeployProposal:
             f"| `{self.image_name}@{self.digest}` | `{self.certificate_sha256}` | "
             f"`{self.certificate.get('git', {}).get('commit')}` |\n\n"
         )
-        text = head + self.report
-        if len(text) > MAX_BODY:
-            note = "\n\n_The report was cut to fit; the whole report is in the certificate's run._\n"
-            text = text[: MAX_BODY - len(note)] + note
-        return text
+        return fit_body(head, self.report)
 
 
 def proposal(
@@ -182,7 +177,7 @@ class DeploymentRepo:
         for attempt in range(1, PUSH_ATTEMPTS + 1):
             self.git("fetch", "--quiet", "--prune", "origin")
             remote = f"origin/{proposal.branch}"
-            exists = self.git("rev-parse", "--verify", "--quiet", remote, check=False).returncode == 0
+            exists = self._has(remote)
             start = (
                 remote if exists else (f"origin/{default_branch}" if self._has(f"origin/{default_branch}") else None)
             )

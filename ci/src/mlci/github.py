@@ -14,6 +14,16 @@ from .errors import MlciError
 
 API_VERSION = "2022-11-28"
 DEFAULT_API = "https://api.github.com"
+# GitHub refuses comment and pull request bodies longer than this.
+MAX_BODY = 65_536
+
+
+def fit_body(head: str, report: str) -> str:
+    """`head` then `report`, the report cut to GitHub's body limit with a note that says so."""
+    if len(head) + len(report) <= MAX_BODY:
+        return head + report
+    note = "\n\n_The report was cut to fit; the whole report is in the run's artifacts._\n"
+    return head + report[: MAX_BODY - len(head) - len(note)] + note
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MlciError
-from .github import GitHub
-
-# GitHub refuses comment bodies longer than this.
-MAX_BODY = 65_536
+from .github import GitHub, fit_body
 
 
 @dataclass(frozen=True)
@@ -29,11 +26,7 @@ def marker(topic: str) -> str:
 
 def comment_body(report: str, topic: str) -> str:
     """The report under its marker, cut to GitHub's size limit with a note that says so."""
-    head = marker(topic) + "\n"
-    if len(head) + len(report) <= MAX_BODY:
-        return head + report
-    note = "\n\n_The report was cut to fit a comment; the whole report is in the run's artifacts._\n"
-    return head + report[: MAX_BODY - len(head) - len(note)] + note
+    return fit_body(marker(topic) + "\n", report)
 
 
 def upsert(github: GitHub, pull_request: int, report: str, topic: str = "certification") -> PostedComment:
