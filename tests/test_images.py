@@ -48,8 +48,18 @@ class Built:
         commit = run(["git", "rev-parse", "--short=12", "HEAD"], self.project).check().stdout.strip()
         return f"ghcr.io/my-org/{name}:{commit}"
 
-    def container(self, image: str) -> str:
-        return self.buildah("from", image).check().stdout.strip()
+    @contextlib.contextmanager
+    def container(self, image: str) -> Iterator[str]:
+        """A working container of the image, removed after use: with vfs storage each one is a full copy."""
+        name = self.buildah("from", image).check().stdout.strip()
+        try:
+            yield name
+        finally:
+            self.buildah("rm", name)
+
+    def remove_images(self, *refs: str) -> None:
+        """Drop images no later test needs, and the layers only they held (vfs keeps whole copies)."""
+        self.buildah("rmi", "--force", *refs)
 
     @contextlib.contextmanager
     def serving(self, container: str) -> Iterator[int]:
@@ -79,7 +89,7 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     reason = available()
     if reason is not None:
         pytest.fail(f"cannot build images: {reason}; .ci/run installs them (make test-fast skips this module)")
@@ -87,29 +97,35 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     buildah.root.mkdir(parents=True, exist_ok=True)
     base = buildah.debian_base(BASE_PYTHON, tmp_path_factory.mktemp("debootstrap"))
     # Layers of earlier runs would make the first build a cached one: keep only the base.
-    for line in buildah("images", "--format", "{{.ID}} {{.Name}}", "--noheading").check().stdout.splitlines():
-        image_id, name = line.split(maxsplit=1)
-        if not name.startswith("localhost/debian-python"):
-            buildah("rmi", "--force", image_id)
-    buildah("rm", "--all")
+    _keep_only_the_base(buildah)
     project = bake(tmp_path_factory.mktemp("images"))
     built = Built(project, buildah, base)
     built.commit("Start from the template")
     run(["git", "config", "--global", "--add", "safe.directory", str(project)], project)
-    return built
+    yield built
+    # The rest of the session gets its disk back: these images are gigabytes in vfs storage.
+    _keep_only_the_base(buildah)
+
+
+def _keep_only_the_base(buildah: Buildah) -> None:
+    buildah("rm", "--all")
+    for line in buildah("images", "--format", "{{.ID}} {{.Name}}", "--noheading").check().stdout.splitlines():
+        image_id, name = line.split(maxsplit=1)
+        if not name.startswith("localhost/debian-python"):
+            buildah("rmi", "--force", image_id)
 
 
 def test_the_environment_image_runs_the_projects_tests_and_pipeline(built, record_property):
     output = built.make("image")
     installed = DEPENDENCY_STEP.search(output)
     assert installed and "Using cache" not in installed.group(1), "the first build must install the locks"
-    container = built.container(built.image_ref("tumor-classifier-env"))
-    tests = built.run_in(container, "make", "test")
-    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
-    assert re.search(r"\d+ passed", tests.stdout)
-    assert built.run_in(container, "id", "-u").stdout.strip() == "10001"
-    # The pipeline on the checked-out project mounted into the image, as CI's container job runs it.
-    repro = built.run_in(container, "make", "repro", volume=built.project)
+    with built.container(built.image_ref("tumor-classifier-env")) as container:
+        tests = built.run_in(container, "make", "test")
+        assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
+        assert re.search(r"\d+ passed", tests.stdout)
+        assert built.run_in(container, "id", "-u").stdout.strip() == "10001"
+        # The pipeline on the checked-out project mounted into the image, as CI's container job runs it.
+        repro = built.run_in(container, "make", "repro", volume=built.project)
     assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]
     assert "Running stage 'package'" in repro.stdout
     assert (built.project / "models" / "serving" / "serving.json").is_file()
@@ -119,8 +135,10 @@ def test_the_environment_image_runs_the_projects_tests_and_pipeline(built, recor
 def test_a_code_change_reuses_the_dependency_layer(built, record_property):
     train = next(built.project.glob("src/*/train.py"))
     train.write_text(train.read_text() + "\n# a code change, no dependency change\n")
+    before = built.image_ref("tumor-classifier-env")
     built.commit("Change code only")
     output = built.make("image")
+    built.remove_images(before)
     reused = DEPENDENCY_STEP.search(output)
     assert reused and "Using cache" in reused.group(1), output[-3000:]
     record_property("env image rebuild after a code change (s)", round(built.builds["image"], 1))
@@ -143,11 +161,11 @@ def test_the_serving_image_serves_and_holds_no_training_stack(built, record_prop
     )
     user, healthcheck = config.strip().split("|")
     assert user == "10001:10001" and "/readyz" in healthcheck
-    container = built.container(image)
-    absent = built.run_in(container, "python" + BASE_PYTHON, "-c", "import mlflow")
-    assert absent.returncode != 0 and "No module named 'mlflow'" in absent.stderr
-    with built.serving(container) as port:
-        assert b"predictions" in _score_one_row(built.project, port)
+    with built.container(image) as container:
+        absent = built.run_in(container, "python" + BASE_PYTHON, "-c", "import mlflow")
+        assert absent.returncode != 0 and "No module named 'mlflow'" in absent.stderr
+        with built.serving(container) as port:
+            assert b"predictions" in _score_one_row(built.project, port)
     sizes = {
         name: built.buildah.size_mb(built.image_ref(name)) for name in ("tumor-classifier-env", "tumor-classifier")
     }
@@ -189,16 +207,18 @@ def _get(url: str, within: float) -> int:
 def test_a_model_served_as_a_pyfunc_gets_its_framework_in_the_serving_image(built, record_property):
     params = built.project / "params.yaml"
     params.write_text(params.read_text().replace("runtime: auto", "runtime: pyfunc"))
-    container = built.container(built.image_ref("tumor-classifier-env"))
-    repro = built.run_in(container, "make", "repro", volume=built.project)
+    with built.container(built.image_ref("tumor-classifier-env")) as container:
+        repro = built.run_in(container, "make", "repro", volume=built.project)
     assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]
     assert json.loads((built.project / "models" / "serving" / "serving.json").read_text())["runtime"] == "pyfunc"
+    # The ONNX serving image is done with; the pyfunc one is built under the same tag.
+    built.remove_images(built.image_ref("tumor-classifier"))
     built.make("serving-image")
-    serving = built.container(built.image_ref("tumor-classifier"))
-    present = built.run_in(serving, "python" + BASE_PYTHON, "-c", "import mlflow, sklearn")
-    assert present.returncode == 0, present.stderr[-2000:]
-    with built.serving(serving) as port:
-        assert b"predictions" in _score_one_row(built.project, port)
+    with built.container(built.image_ref("tumor-classifier")) as serving:
+        present = built.run_in(serving, "python" + BASE_PYTHON, "-c", "import mlflow, sklearn")
+        assert present.returncode == 0, present.stderr[-2000:]
+        with built.serving(serving) as port:
+            assert b"predictions" in _score_one_row(built.project, port)
     record_property(
         "serving image, pyfunc runtime (MB)", round(built.buildah.size_mb(built.image_ref("tumor-classifier")))
     )

@@ -56,6 +56,27 @@ def _data_hashes(project: Path) -> dict[str, str]:
     return dict(sorted(hashes.items()))
 
 
+def _data_version(project: Path, hashes: dict[str, str]) -> dict[str, str | None]:
+    """The source data's version (a short hash of data/raw's DVC hashes) and when it entered the repo's history:
+    the first commit whose dvc.lock holds that hash, or now for data not yet committed."""
+    raw = {path: md5 for path, md5 in hashes.items() if path.startswith("data/raw/")} or hashes
+    if not raw:
+        return {"id": None, "since": None}
+    identity = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
+    first = next(iter(raw.values()))
+    dates = _git(project, "log", "--reverse", "--format=%cI", f"-S{first}", "--", "dvc.lock").splitlines()
+    since = dates[0] if dates else datetime.now(UTC).isoformat(timespec="seconds")
+    return {"id": identity, "since": since}
+
+
+def _run() -> dict[str, str | None]:
+    """Where this certification's logs are: the CI run's page, when it ran in GitHub Actions."""
+    run_id, repository = os.environ.get("GITHUB_RUN_ID"), os.environ.get("GITHUB_REPOSITORY")
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    url = f"{server}/{repository}/actions/runs/{run_id}" if run_id and repository else None
+    return {"url": url, "actor": os.environ.get("GITHUB_ACTOR") or None}
+
+
 def build(
     results: list[GateResult], served: manifest.ServedModel, project: Path, disabled: list[str]
 ) -> dict[str, Any]:
@@ -72,8 +93,10 @@ def build(
             "runtime": served.runtime,
             "sha256": served.sha256,
             "source_sha256": served.source_sha256,
+            "trained_at": served.trained_at,
         },
-        "data": _data_hashes(project),
+        "data": (data := _data_hashes(project)),
+        "data_version": _data_version(project, data),
         "params": {
             "sha256": hashlib.sha256(params.read_bytes()).hexdigest() if params.is_file() else None,
             "values": yaml.safe_load(params.read_text()) if params.is_file() else None,
@@ -84,6 +107,7 @@ def build(
         },
         "image": {"digest": os.environ.get("MLCI_IMAGE_DIGEST") or None},
         "tools": _tool_versions(),
+        "run": _run(),
     }
 
 

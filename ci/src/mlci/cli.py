@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -166,6 +167,100 @@ def deploy_pr(
         pull = outcome.pull_request
         typer.echo(
             f"deploy-pr: {outcome.action} pull request #{pull.get('number')} {pull.get('html_url', '')}".rstrip()
+        )
+
+
+@app.command()
+def promote(
+    tag: Annotated[str, typer.Option(help="The release tag vX.Y.Z whose commit is promoted")],
+    env: Annotated[str, typer.Option(help="The environment promoted to")] = "production",
+    repo: Annotated[str, typer.Option(help="Deployment repo: owner/name on GitHub, or a git URL or path")] = "",
+    forge: Annotated[str, typer.Option(help="github: push and open or update the PR; none: only push")] = "github",
+    app_name: Annotated[str | None, typer.Option("--app", help="The app (default: pyproject.toml's name)")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow registry whose aliases move (default: $MLFLOW_TRACKING_URI)")
+    ] = None,
+    registry: Annotated[bool, typer.Option(help="--no-registry: move no MLflow alias")] = True,
+) -> None:
+    """Promote the model certified at a release tag's commit: the production PR, then the MLflow aliases."""
+    from .promotion import promote as run_promote
+
+    uri = None
+    if registry:
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            raise MlciError("no MLflow registry: set MLFLOW_TRACKING_URI or --tracking-uri, or pass --no-registry")
+    done = run_promote(tag, env, _required_repo(repo), forge, _app(app_name), Path.cwd(), uri, log=_say)
+    _report_outcome("promote", done.outcome)
+    moved = ", ".join(f"{alias} -> version {version}" for alias, version in done.aliases.items())
+    typer.echo(f"promote: {done.proposal.title}" + (f"; MLflow aliases: {moved}" if moved else ""))
+
+
+@app.command()
+def rollback(
+    env: Annotated[str, typer.Option(help="The environment to roll back")] = "production",
+    to: Annotated[str, typer.Option(help="The version to return to (empty: the previous one)")] = "",
+    repo: Annotated[str, typer.Option(help="Deployment repo: owner/name on GitHub, or a git URL or path")] = "",
+    forge: Annotated[str, typer.Option(help="github: push and open or update the PR; none: only push")] = "github",
+    app_name: Annotated[str | None, typer.Option("--app", help="The app (default: pyproject.toml's name)")] = None,
+) -> None:
+    """One PR that returns an environment to a version it ran before, once that version's certificate verifies."""
+    from .promotion import rollback as run_rollback
+
+    outcome, proposed, current, target = run_rollback(
+        env, to.strip() or None, _required_repo(repo), forge, _app(app_name), log=_say
+    )
+    _report_outcome("rollback", outcome)
+    typer.echo(f"rollback: {proposed.title} (from version {current.version})")
+
+
+@app.command()
+def status(
+    repo: Annotated[str, typer.Option(help="Deployment repo: owner/name on GitHub, or a git URL or path")] = "",
+    forge: Annotated[str, typer.Option(help="github: also list open PRs through the API; none: git only")] = "none",
+    output_format: Annotated[str, typer.Option("--format", help="table, json or markdown")] = "table",
+    out: Annotated[Path | None, typer.Option(help="Write the status here instead of printing it")] = None,
+) -> None:
+    """Every app and environment in the deployment repo: what runs, certified how, trained and approved when."""
+    from .status import status as run_status
+
+    done = run_status(_required_repo(repo), forge, output_format, log=_say)
+    if out is None:
+        typer.echo(done.text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".partial")
+        partial.write_text(done.text)
+        partial.replace(out)
+        _say(f"status: wrote {out}")
+
+
+def _required_repo(repo: str) -> str:
+    if not repo:
+        raise MlciError("--repo is required: the deployment repo as owner/name, a git URL or a path")
+    return repo
+
+
+def _app(name: str | None) -> str:
+    """--app, or the project's name from pyproject.toml in the working directory."""
+    if name:
+        return name
+    import tomllib
+
+    pyproject = Path("pyproject.toml")
+    try:
+        return str(tomllib.loads(pyproject.read_text())["project"]["name"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        raise MlciError("--app is required outside a project (no [project] name in ./pyproject.toml)") from None
+
+
+def _report_outcome(command: str, outcome: Any) -> None:
+    if outcome.pull_request is None:
+        typer.echo(f"{command}: pushed {outcome.branch} (no forge: open the pull request yourself)")
+    else:
+        pull = outcome.pull_request
+        typer.echo(
+            f"{command}: {outcome.action} pull request #{pull.get('number')} {pull.get('html_url', '')}".rstrip()
         )
 
 

@@ -43,10 +43,14 @@ class DeployProposal:
     certificate_bytes: bytes
     report: str
     base: dict[str, bytes] = field(repr=False)
+    # promote and rollback name their own PRs; a rollback proposes on its own branch.
+    headline: str | None = None
+    kind: str = "deploy"
+    command: str = "deploy-pr"
 
     @property
     def branch(self) -> str:
-        return f"deploy/{self.project}/{self.env}"
+        return f"{self.kind}/{self.project}/{self.env}"
 
     @property
     def version(self) -> str:
@@ -58,7 +62,7 @@ class DeployProposal:
 
     @property
     def title(self) -> str:
-        return f"Deploy {self.project} version {self.version} to {self.env}"
+        return self.headline or f"Deploy {self.project} version {self.version} to {self.env}"
 
     def overlay(self) -> str:
         """The environment's kustomization: the base, the image pinned by digest, and where it came from."""
@@ -90,7 +94,7 @@ class DeployProposal:
     def body(self) -> str:
         """The pull request's body: what is deployed, then the certification report."""
         head = (
-            f"Proposed by `mlci deploy-pr`: **{self.project}** version **{self.version}** to **{self.env}**.\n\n"
+            f"Proposed by `mlci {self.command}`: {self.title}.\n\n"
             f"| image | certificate sha256 | commit |\n| --- | --- | --- |\n"
             f"| `{self.image_name}@{self.digest}` | `{self.certificate_sha256}` | "
             f"`{self.certificate.get('git', {}).get('commit')}` |\n\n"
