@@ -133,9 +133,10 @@ def test_a_release_tag_promotes_what_staging_ran_and_moves_the_aliases(world, tm
     assert overlay["images"] == [{"name": IMAGE, "digest": digest("1")}]
     # the very certificate bytes that staging pinned, and the base as it was then
     assert world.show(branch, f"{PRODUCTION}/certificate.json").encode() == certificate("1", world.commits["1"])
-    assert overlay["commonAnnotations"]["mlci.dev/certificate-sha256"] == hashlib.sha256(
-        certificate("1", world.commits["1"])
-    ).hexdigest()
+    assert (
+        overlay["commonAnnotations"]["mlci.dev/certificate-sha256"]
+        == hashlib.sha256(certificate("1", world.commits["1"])).hexdigest()
+    )
     # champion: the promoted version; challenger: staging's newer version
     assert aliases(uri) == {"champion": "1", "challenger": "2"}
 
@@ -215,3 +216,91 @@ def test_rollback_to_a_tampered_certificate_is_refused(world):
 def test_rollback_of_an_app_never_deployed_says_so(world):
     done = world.mlci("rollback", "--repo", str(world.deployments), "--forge", "none", "--app", "nobody")
     assert done.returncode == 2 and "nobody has never been deployed to production" in done.stderr
+
+
+def staged_world(world: World) -> None:
+    """Production runs 1 (approved by Ada), staging 2, a proposal of 3 is open, and three apps are broken."""
+    world.ship("1", "staging")
+    world.ship("1", "production")
+    world.ship("2", "staging")
+    world.ship("3", "staging", reviewer=None)
+    pinned = (
+        "images:\n  - name: ghcr.io/my-org/x\n    digest: " + digest("9") + "\n"
+        'commonAnnotations:\n  mlci.dev/model-version: "9"\n  mlci.dev/certificate-sha256: "' + "0" * 64 + '"\n'
+    ).encode()
+    commit_on_main(
+        world.deployments,
+        {
+            "apps/no-certificate/overlays/staging/kustomization.yaml": pinned,
+            "apps/garbled-certificate/overlays/staging/kustomization.yaml": pinned,
+            "apps/garbled-certificate/overlays/staging/certificate.json": b'{"schema_version": 1, "verd',
+            "apps/garbled-overlay/overlays/production/kustomization.yaml": b"images: [\n  - {name: x\n",
+            "apps/garbled-overlay/overlays/production/certificate.json": b"{}",
+        },
+        "Hand-made overlays",
+    )
+
+
+def test_status_answers_for_every_app_and_reports_broken_certificates(world):
+    staged_world(world)
+    done = world.mlci("status", "--repo", str(world.deployments), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["summary"]["apps"] == 4 and status["summary"]["live"] == 1
+    assert status["summary"]["not_verified"] == 3 and status["summary"]["open_proposals"] == 1
+    apps = {entry["app"]: entry for entry in status["apps"]}
+    rows = {row["env"]: row for row in apps[APP]["environments"]}
+    production, staging = rows["production"], rows["staging"]
+    assert production["version"] == "1" and production["certificate"] == "verified"
+    assert production["image"] == f"{IMAGE}@{digest('1')}" and production["commit"] == world.commits["1"]
+    assert production["last_change"]["approved_by"] == ["Ada Reviewer <ada.reviewer@example.com>"]
+    assert production["data_version"] == "data1" and production["data_age_days"] > 0
+    assert production["logs"] == f"https://github.com/my-org/{APP}/actions/runs/1"
+    assert staging["version"] == "2" and staging["open_proposals"] == [f"deploy/{APP}/staging"]
+    assert apps[APP]["champion"] == {"env": "production", "version": "1", "metrics": {"accuracy": 0.91}}
+    assert apps[APP]["challenger"] == {"env": "staging", "version": "2", "metrics": {"accuracy": 0.92}}
+    assert apps[APP]["challenger_evaluated"]["status"] == "pass"
+    problems = {
+        entry["app"]: entry["environments"][0]["certificate"] for entry in status["apps"] if entry["app"] != APP
+    }
+    assert problems["no-certificate"] == "not verified: certificate.json is missing"
+    assert problems["garbled-certificate"].startswith("not verified: certificate.json is malformed JSON")
+    assert "malformed kustomization.yaml" in problems["garbled-overlay"]
+
+    table = world.mlci("status", "--repo", str(world.deployments))
+    assert table.returncode == 0, table.stderr
+    assert "1 of 4 apps live" in table.stdout and table.stdout.count("NOT VERIFIED") == 3
+    assert "not verified: garbled-certificate/staging" in table.stdout
+    markdown = world.mlci("status", "--repo", str(world.deployments), "--format", "markdown")
+    assert "| app | env | version |" in markdown.stdout and "## Not verified" in markdown.stdout
+
+
+def test_status_of_an_empty_deployment_repo_and_bad_options(world, tmp_path):
+    done = world.mlci("status", "--repo", str(world.deployments))
+    assert done.returncode == 0 and "0 of 0 apps live" in done.stdout
+    bad = world.mlci("status", "--repo", str(world.deployments), "--format", "yaml")
+    assert bad.returncode == 2 and "--format 'yaml' is not one of table, json, markdown" in bad.stderr
+    nowhere = world.mlci("status", "--repo", str(tmp_path / "missing.git"))
+    assert nowhere.returncode == 2 and "git clone failed for the deployment repo" in nowhere.stderr
+
+
+def test_status_lists_open_pull_requests_from_github(world, tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci" / "tests"))
+    from github_replay import Reply, recorded, replay
+
+    world.ship("1", "production")
+    server = tmp_path / "github"
+    (server / "octocat").mkdir(parents=True)
+    (server / "octocat" / "Hello-World.git").symlink_to(world.deployments)
+    pulls = recorded("pulls", head={"ref": f"rollback/{APP}/production"})
+    route = ("GET", "/repos/octocat/Hello-World/pulls?state=open&per_page=100")
+    with replay({route: Reply(200, pulls)}) as (api, received):
+        done = world.mlci(
+            "status", "--repo", "octocat/Hello-World", "--forge", "github", "--format", "json",
+            GITHUB_API_URL=api, GITHUB_SERVER_URL=server.as_uri(), GITHUB_TOKEN="ghs_recordedStatusToken",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [(r.method, r.path) for r in received] == [route]
+    row = json.loads(done.stdout)["apps"][0]["environments"][0]
+    assert row["open_proposals"] == [f"#1347 rollback/{APP}/production"]
+    assert "ghs_recordedStatusToken" not in done.stdout + done.stderr

@@ -112,7 +112,8 @@ def collect(
         by_env = {row["env"]: row for row in entry["environments"]}
         production, staging = by_env.get("production"), by_env.get("staging")
         entry["champion"] = _standing(production)
-        challenging = staging and (not production or staging["version"] != production["version"])
+        # a challenger challenges a champion: staging running another version than production
+        challenging = staging and production and staging["version"] != production["version"]
         entry["challenger"] = _standing(staging) if challenging else None
         entry["challenger_evaluated"] = (staging or {}).get("champion_gate")
     rows = [row for entry in apps.values() for row in entry["environments"]]
@@ -167,7 +168,7 @@ COLUMNS = (
     (
         "approved by",
         lambda e, r: (
-            ", ".join((r["last_change"] or {}).get("approved_by") or [])
+            ", ".join(_name(a) for a in (r["last_change"] or {}).get("approved_by") or [])
             or _name((r["last_change"] or {}).get("merged_by"))
         ),
     ),
@@ -193,7 +194,7 @@ def _cells(status: dict[str, Any]) -> list[list[str]]:
 
 def _problems(status: dict[str, Any]) -> list[str]:
     return [
-        f"{entry['app']}/{row['env']}: {row['certificate']}"
+        f"{entry['app']}/{row['env']}: {row['certificate'].removeprefix('not verified: ')}"
         for entry in status["apps"]
         for row in entry["environments"]
         if row["certificate"] != "verified"
