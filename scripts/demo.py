@@ -1,6 +1,10 @@
-"""The main job: bake a project with the template's defaults and run its whole loop locally.
+"""The main job: bake a project with the template's defaults and run its whole loop locally, offline.
 
-Everything lands in build/demo/ (git-ignored); every step prints its time.
+train and certify version 1, build its serving image (buildah, when installed), propose it to a local
+deployment repo and merge as a reviewer would, promote a release tag to production (an uncertified tag is
+refused), train and certify version 2 against the champion, run the canary analysis on a local Prometheus
+(version 2 and a faulty candidate against version 1), promote version 2, roll production back in one PR, and
+print `mlci status`. Everything lands in build/demo/ (git-ignored); every step prints its time.
 """
 
 from __future__ import annotations
@@ -10,32 +14,56 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bakery import TEMPLATE, Timed, bake, commit_all, project_env, run
 
 DEMO = TEMPLATE / "build" / "demo"
+APP = "tumor-classifier"
+IMAGE_NAME = f"ghcr.io/my-org/{APP}"
+CANARY_LOAD_SECONDS = 15
+TIMES: list[tuple[str, float]] = []
 
 
 def step(title: str, action: Callable[[], object]) -> object:
-    print(f"==> {title} ...", flush=True)
+    print(f"==> [{len(TIMES) + 1:2d}] {title} ...", flush=True)
     started = time.perf_counter()
     try:
         outcome = action()
     except RuntimeError as err:
         print(f"FAILED: {title}\n{err}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(f"    done in {time.perf_counter() - started:.1f} s", flush=True)
+    seconds = time.perf_counter() - started
+    TIMES.append((title, seconds))
+    print(f"    done in {seconds:.1f} s", flush=True)
     return outcome
 
 
+@dataclass(frozen=True)
+class Image:
+    """The serving image a deploy PR pins: built by buildah, or a stand-in digest when buildah is missing."""
+
+    reference: str
+    built: bool
+    note: str
+
+
 def main() -> None:
+    began = time.perf_counter()
     shutil.rmtree(DEMO, ignore_errors=True)
     project: Path = step("bake a project with the default values", lambda: bake(DEMO))
     env = project_env(project)
+    mlflow_uri = f"sqlite:///{project / 'mlflow.db'}"
 
     def sh(*args: str) -> Timed:
         return run(list(args), project, env=env).check()
+
+    def mlci(*args: str) -> Timed:
+        done = sh("mlci", *args)
+        for line in (done.stdout + done.stderr).strip().splitlines()[-3:]:
+            print(f"    {line}")
+        return done
 
     step("make setup (.venv from the hash-pinned locks)", lambda: sh("make", "setup"))
     step("git commit of the baked files", lambda: commit_all(project, "Start from the template"))
@@ -45,26 +73,168 @@ def main() -> None:
     step("dvc plots show", lambda: sh("dvc", "plots", "show", "-o", "dvc_plots"))
     served: dict[str, object] = step("mlci serve: score the held-out set over HTTP", lambda: serve_once(project))
     step("git commit of dvc.lock", lambda: commit_all(project, "Reproduce the pipeline"))
-    certified: Timed = step("make certify (every gate)", lambda: sh("make", "certify"))
+    certified: Timed = step("make certify (every gate) of version 1", lambda: sh("make", "certify"))
+    version_one = DEMO / "packages" / "v1"
+    shutil.copytree(project / "models" / "serving", version_one)
+    image_one: Image = step("serving image of version 1", lambda: serving_image(project))
 
-    verdict = [line for line in certified.stdout.splitlines() if line.startswith("certify: ")][-1]
+    from gitops import init_deployment_repo, merge
+
+    deployments = step(
+        "a deployment repo from k8s/deployment-repo/", lambda: init_deployment_repo(DEMO / "deployments.git")
+    )
+    repo = str(deployments)
+
+    def deploy(image: Image) -> Timed:
+        return mlci("deploy-pr", "--env", "staging", "--image", image.reference, "--repo", repo, "--forge", "none")
+
+    def promote(tag: str) -> Timed:
+        sh("git", "tag", tag)
+        return mlci("promote", "--tag", tag, "--repo", repo, "--forge", "none", "--tracking-uri", mlflow_uri)
+
+    step("deploy PR: version 1 to staging", lambda: deploy(image_one))
+    step("review: Ada merges the staging PR", lambda: merge(deployments, f"deploy/{APP}/staging", "Ada Reviewer"))
+    step("tag v1.0.0 and promote it (production PR, MLflow alias champion)", lambda: promote("v1.0.0"))
+    step(
+        "review: Grace merges the production PR",
+        lambda: merge(deployments, f"deploy/{APP}/production", "Grace Approver"),
+    )
+
+    def uncertified() -> str:
+        params = project / "params.yaml"
+        params.write_text(params.read_text().replace("  max_depth: 8\n", "  max_depth: 10\n"))
+        commit_all(project, "Deeper trees")
+        sh("git", "tag", "v1.1.0")
+        refused = run(["mlci", "promote", "--tag", "v1.1.0", "--repo", repo, "--forge", "none", "--no-registry"],
+                      project, env=env)  # fmt: skip
+        if refused.returncode == 0 or "is not certified" not in refused.stderr:
+            raise RuntimeError(f"an uncertified tag was not refused:\n{refused.stdout}{refused.stderr}")
+        message = refused.stderr.strip().splitlines()[-1]
+        print(f"    refused as it should be: {message}")
+        return message
+
+    refusal = step("change max_depth, tag v1.1.0 untrained: promote refuses it", uncertified)
+    step("dvc repro (version 2: train, evaluate, package)", lambda: sh("dvc", "repro"))
+    step("git commit of dvc.lock", lambda: commit_all(project, "Train version 2"))
+    second: Timed = step("make certify of version 2 (champion gate: against version 1)", lambda: sh("make", "certify"))
+    image_two: Image = step("serving image of version 2", lambda: serving_image(project))
+    step("deploy PR: version 2 to staging", lambda: deploy(image_two))
+    analysis: dict[str, dict[str, tuple[float, bool]]] = step(
+        "canary analysis on Prometheus: version 2 and a faulty candidate against version 1",
+        lambda: canary(project, version_one),
+    )
+    step(
+        "review: Ada merges the staging PR of version 2",
+        lambda: merge(deployments, f"deploy/{APP}/staging", "Ada Reviewer"),
+    )
+    step("tag v1.2.0 and promote version 2", lambda: promote("v1.2.0"))
+    step(
+        "review: Grace merges the production PR",
+        lambda: merge(deployments, f"deploy/{APP}/production", "Grace Approver"),
+    )
+    step(
+        "rollback: one PR that returns production to version 1",
+        lambda: mlci("rollback", "--env", "production", "--repo", repo, "--forge", "none"),
+    )
+    step(
+        "review: Grace merges the rollback PR",
+        lambda: merge(deployments, f"rollback/{APP}/production", "Grace Approver"),
+    )
+    status: Timed = step("mlci status", lambda: sh("mlci", "status", "--repo", repo))
+    sh("mlci", "status", "--repo", repo, "--format", "markdown", "--out", str(DEMO / "status.md"))
+    print()
+    print(status.stdout)
+
+    verdicts = [line for t in (certified, second) for line in t.stdout.splitlines() if line.startswith("certify: ")]
     metrics = json.loads((project / "metrics.json").read_text())
     info = json.loads((project / "models" / "model_info.json").read_text())
+    canary_lines = "\n".join(
+        f"             {name}: "
+        + ", ".join(
+            f"{metric} {value:.4f} {'ok' if passed else 'FAILED'}" for metric, (value, passed) in results.items()
+        )
+        + ("  -> promoted" if all(p for _, p in results.values()) else "  -> aborted, traffic stays on stable")
+        for name, results in analysis.items()
+    )
     print(
-        f"""
+        f"""Where everything is
 Project:     {project}
 Metrics:     {project / "metrics.json"}  ({", ".join(f"{k}={v:.4f}" for k, v in metrics.items())})
 Plots:       {project / "dvc_plots" / "index.html"}  (data in {project / "plots"})
-Validation:  {project / "reports" / "validation.json"}
 Model:       {project / "models" / "model"}  registered as {info["registered_model"]} version {info["version"]}
-MLflow runs: {project / "mlflow.db"}  (run {info["run_id"]})
-MLflow UI:   cd {project} && make mlflow-ui   # then open http://127.0.0.1:5000
+MLflow:      {project / "mlflow.db"}  (aliases moved by promote)  UI: cd {project} && make mlflow-ui
 Serving:     {project / "models" / "serving"}  ({served["runtime"]}), accuracy over HTTP {served["accuracy"]:.4f}
-Serve it:    cd {project} && make serve        # then POST to http://127.0.0.1:8080/invocations
-Certificate: {project / "reports" / "certification" / "certificate.json"}  ({verdict})
+Certificate: {project / "reports" / "certification" / "certificate.json"}  (v1 {verdicts[0]}; v2 {verdicts[-1]})
 Report:      {project / "reports" / "certification" / "report.md"}
-No-op repro: {noop.seconds:.2f} s"""
+Images:      v1 {image_one.reference}
+             v2 {image_two.reference}
+             {image_two.note}
+Deployments: {deployments}  (git log --graph main, in that folder, shows every PR merged)
+Canary:      {DEMO / "canary"}  (Prometheus and server logs)
+{canary_lines}
+Refused:     {refusal}
+Status:      {DEMO / "status.md"}
+No-op repro: {noop.seconds:.2f} s
+Total:       {time.perf_counter() - began:.0f} s for {len(TIMES)} steps; the slowest: """
+        + ", ".join(f"{title} {seconds:.0f} s" for title, seconds in sorted(TIMES, key=lambda t: -t[1])[:3])
     )
+
+
+def serving_image(project: Path) -> Image:
+    """`make serving-image` with buildah, and the image's digest; when buildah is missing, say so and stand in
+    the packaged model's sha256 for the digest, so that the rest of the loop still runs."""
+    from images import Buildah, available, timed_make
+
+    why = available()
+    manifest = json.loads((project / "models" / "serving" / "serving.json").read_text())
+    if why is not None:
+        note = f"SKIPPED the serving image: {why}; deploy PRs pin the packaged model's sha256 instead"
+        print(f"    {note}")
+        return Image(f"{IMAGE_NAME}@sha256:{manifest['sha256']}", False, note)
+    buildah = Buildah(TEMPLATE / "build" / "buildah")
+    buildah.root.mkdir(parents=True, exist_ok=True)
+    base = buildah.debian_base("3.11", DEMO)
+    timed_make(project, "serving-image", buildah, base).check()
+    commit = run(["git", "rev-parse", "--short=12", "HEAD"], project).check().stdout.strip()
+    digest = (
+        buildah("images", "--digests", "--format", "{{.Digest}}", f"{IMAGE_NAME}:{commit}").check().stdout.split()[0]
+    )
+    size = buildah.size_mb(f"{IMAGE_NAME}:{commit}")
+    note = f"built by buildah ({buildah.driver} storage) on a debootstrap base; {size:.0f} MB"
+    print(f"    {IMAGE_NAME}:{commit} = {digest}; {note}")
+    return Image(f"{IMAGE_NAME}@{digest}", True, note)
+
+
+def canary(project: Path, stable: Path) -> dict[str, dict[str, tuple[float, bool]]]:
+    """Stable: version 1. Canaries: version 2 as packaged, and a candidate that fails 3 requests in 10.
+    Prometheus scrapes them all under load; the AnalysisTemplate's own queries judge each canary."""
+    from canary import Server, fleet, save_candidate
+
+    mlci = str(project / ".venv" / "bin" / "mlci")
+    folder = DEMO / "canary"
+    faulty = folder / "faulty-package"
+    save_candidate(folder / "faulty-model")
+    run([sys.executable, "-m", "mlci", "package", str(folder / "faulty-model"), "--out", str(faulty),
+         "--runtime", "pyfunc"], folder).check()  # fmt: skip
+    servers = [
+        Server("stable", stable, {}),
+        Server("version-2", project / "models" / "serving", {}),
+        Server("faulty", faulty, {"CANARY_FAULT": "errors"}),
+    ]
+    template = project / "deploy" / "analysistemplate.yaml"
+    with fleet(folder / "fleet", template, f"{APP}-staging", servers, mlci, CANARY_LOAD_SECONDS) as running:
+        results = {name: running.measure(name) for name in ("version-2", "faulty")}
+    for name, measured in results.items():
+        verdict = "passes" if all(passed for _, passed in measured.values()) else "fails"
+        shown = ", ".join(
+            f"{metric}={value:.4f}{'' if passed else ' (FAILED)'}" for metric, (value, passed) in measured.items()
+        )
+        print(f"    {name}: {verdict}: {shown}")
+    if not all(passed for _, passed in results["version-2"].values()):
+        raise RuntimeError(f"the healthy canary failed its analysis: {results['version-2']}")
+    if all(passed for _, passed in results["faulty"].values()):
+        raise RuntimeError(f"the faulty canary passed its analysis: {results['faulty']}")
+    return results
 
 
 def serve_once(project: Path) -> dict[str, object]:

@@ -1,11 +1,17 @@
 """Build and run the generated project's images with buildah, as this machine allows: no Docker engine and
-no registry, so the storage is vfs, RUN steps are chrooted, and the base image is made with debootstrap."""
+no registry, so RUN steps are chrooted and the base image is made with debootstrap. The storage is overlay where
+the kernel lets root mount one (layers share files), else vfs (every layer and container a whole copy: tens of
+GB for these images)."""
 
 from __future__ import annotations
 
+import functools
+import os
 import shlex
 import shutil
+import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +43,21 @@ class Buildah:
     root: Path
 
     @property
+    def driver(self) -> str:
+        return storage_driver(self.root)
+
+    @property
     def base_args(self) -> list[str]:
+        storage = "storage" if self.driver == "vfs" else f"storage-{self.driver}"
+        run_root = "run" if self.driver == "vfs" else f"run-{self.driver}"
         return [
             "buildah",
             "--root",
-            str(self.root / "storage"),
+            str(self.root / storage),
             "--runroot",
-            str(self.root / "run"),
+            str(self.root / run_root),
             "--storage-driver",
-            "vfs",
+            self.driver,
         ]
 
     def build_command(self) -> str:
@@ -103,6 +115,27 @@ class Buildah:
             archive.unlink(missing_ok=True)
             shutil.rmtree(rootfs, ignore_errors=True)
         return image
+
+
+@functools.cache
+def storage_driver(root: Path) -> str:
+    """overlay when root can mount one here (BUILDAH_STORAGE_DRIVER overrides), else vfs."""
+    forced = os.environ.get("BUILDAH_STORAGE_DRIVER")
+    if forced:
+        return forced
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return "vfs"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="overlay-probe-", dir=root) as probe:
+        lower, upper, work, merged = (Path(probe) / name for name in ("lower", "upper", "work", "merged"))
+        for folder in (lower, upper, work, merged):
+            folder.mkdir()
+        options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+        mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], capture_output=True)
+        if mounted.returncode != 0:
+            return "vfs"
+        subprocess.run(["umount", str(merged)], capture_output=True)
+    return "overlay"
 
 
 def timed_make(project: Path, target: str, buildah: Buildah, base_image: str) -> Timed:

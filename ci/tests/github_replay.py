@@ -60,7 +60,7 @@ def replay(routes: dict[tuple[str, str], Reply]) -> Iterator[tuple[str, list[Rec
                 )
             )
             reply = routes.get((self.command, self.path), Reply(404, {"message": "Not Found"}))
-            data = json.dumps(reply.body).encode()
+            data = b"" if reply.status == 204 else json.dumps(reply.body).encode()
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))

@@ -235,6 +235,43 @@ def status(
         _say(f"status: wrote {out}")
 
 
+@app.command("retrain-pr")
+def retrain_pr(
+    repo: Annotated[str, typer.Option(help="The project's repo: owner/name on GitHub, or a git URL or path")] = "",
+    forge: Annotated[str, typer.Option(help="github: push and open the PR; none: only push")] = "github",
+    reason: Annotated[str, typer.Option(help="Why it retrained (the PR's title)")] = "scheduled retraining",
+    report: Annotated[Path, typer.Option(help="The PR body")] = Path("reports/certification/report.md"),
+    base: Annotated[
+        str | None, typer.Option(help="The PR's base branch (default: $GITHUB_REF_NAME, else main)")
+    ] = None,
+) -> None:
+    """Propose a retraining run's dvc.lock to the project as a PR (body: the certification report)."""
+    from .retrain import retrain_pr as run_retrain_pr
+
+    base = base or os.environ.get("GITHUB_REF_NAME") or "main"
+    done = run_retrain_pr(
+        Path.cwd(), _required_repo(repo), forge, reason.strip() or "retraining", report, base, log=_say
+    )
+    typer.echo(done.message)
+
+
+@app.command("retrain-trigger")
+def retrain_trigger(
+    prometheus: Annotated[str, typer.Option(help="Prometheus's URL")],
+    namespace: Annotated[str, typer.Option(help="The namespace whose alerts count")],
+    repo: Annotated[str, typer.Option(help="The project's repo on GitHub: owner/name")],
+    alert: Annotated[str, typer.Option(help="The alert that calls for retraining")] = "ModelInputDrift",
+    event: Annotated[str, typer.Option(help="The repository_dispatch event type")] = "model-drift",
+    every: Annotated[float, typer.Option(help="Seconds between runs: an alert is new for one run")] = 900,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be dispatched")] = False,
+) -> None:
+    """Send repository_dispatch once per activation of a drift alert in a namespace (token: $GITHUB_TOKEN)."""
+    from .retrain import retrain_trigger as run_trigger
+
+    fresh = run_trigger(prometheus, namespace, repo, alert, event, every, dry_run, log=_say)
+    typer.echo(f"retrain-trigger: {len(fresh)} new {alert} alert(s) in {namespace}")
+
+
 def _required_repo(repo: str) -> str:
     if not repo:
         raise MlciError("--repo is required: the deployment repo as owner/name, a git URL or a path")

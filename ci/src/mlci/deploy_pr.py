@@ -64,9 +64,10 @@ class DeployProposal:
     def title(self) -> str:
         return self.headline or f"Deploy {self.project} version {self.version} to {self.env}"
 
-    def overlay(self) -> str:
+    def overlay(self, certificate_sha256: str | None = None) -> str:
         """The environment's kustomization: the base, the image pinned by digest, and where it came from."""
         commit = self.certificate.get("git", {}).get("commit") or "unknown"
+        certificate_sha256 = certificate_sha256 or self.certificate_sha256
         return (
             f"# Written by mlci deploy-pr for {self.project} in {self.env}: change the project, not this file.\n"
             "apiVersion: kustomize.config.k8s.io/v1beta1\n"
@@ -80,7 +81,7 @@ class DeployProposal:
             "commonAnnotations:\n"
             f'  mlci.dev/commit: "{commit}"\n'
             f'  mlci.dev/model-version: "{self.version}"\n'
-            f'  mlci.dev/certificate-sha256: "{self.certificate_sha256}"\n'
+            f'  mlci.dev/certificate-sha256: "{certificate_sha256}"\n'
         )
 
     def files(self) -> dict[str, bytes]:
@@ -140,21 +141,27 @@ class Pushed:
     attempts: int
 
 
+def git_environment(url: str, token: str | None) -> dict[str, str]:
+    """git's environment for `url`: no prompts, and the token as an HTTP header (never in argv or a URL)."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    if token and url.startswith("https://"):
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        env.update(
+            {
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": "http.extraHeader",
+                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+            }
+        )
+    return env
+
+
 class DeploymentRepo:
     """A clone of the deployment repo in a scratch folder; git runs with the token in its environment only."""
 
-    def __init__(self, url: str, scratch: Path, token: str | None) -> None:
-        self.url, self.path = url, scratch / "repo"
-        self.env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-        if token and url.startswith("https://"):
-            basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-            self.env.update(
-                {
-                    "GIT_CONFIG_COUNT": "1",
-                    "GIT_CONFIG_KEY_0": "http.extraHeader",
-                    "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
-                }
-            )
+    def __init__(self, url: str, scratch: Path, token: str | None, path: Path | None = None) -> None:
+        self.url, self.path = url, path or scratch / "repo"
+        self.env = git_environment(url, token)
 
     def git(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
