@@ -81,14 +81,17 @@ def schema_failures(objects: list[dict]) -> list[dict]:
 
 def test_the_base_and_the_overlay_render(rendered):
     kinds = sorted(o["kind"] for o in rendered["base"])
-    assert kinds == sorted(["AnalysisTemplate", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy",
-                            "PodDisruptionBudget", "PrometheusRule", "Rollout", "Service", "Service",
+    assert kinds == sorted(["AnalysisTemplate", "CronJob", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy",
+                            "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule", "Rollout", "Service", "Service",
                             "ServiceAccount", "ServiceMonitor"])  # fmt: skip
     staging = rendered["staging"]
     assert {o["metadata"]["namespace"] for o in staging} == {f"{PROJECT}-staging"}
     rollout = by_kind(staging, "Rollout")
     pod = rollout["spec"]["template"]
     assert [c["image"] for c in pod["spec"]["containers"]] == [f"ghcr.io/my-org/{PROJECT}@{DIGEST}"]
+    trigger = by_kind(staging, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert trigger["image"] == f"ghcr.io/my-org/{PROJECT}@{DIGEST}"  # the model's own image: mlci is in it
+    assert trigger["command"][:2] == ["mlci", "retrain-trigger"]
     assert rollout["metadata"]["annotations"]["mlci.dev/model-version"] == "3"
     assert rollout["metadata"]["annotations"]["mlci.dev/commit"] == "0" * 40
 
@@ -157,12 +160,14 @@ def restricted_violations(pod_spec: dict) -> list[str]:
 
 
 def pod_specs(objects: list[dict]) -> list[dict]:
-    return [o["spec"]["template"]["spec"] for o in objects if "template" in o.get("spec", {})]
+    """Every pod template's spec: of Rollouts and other workloads, and of CronJobs' jobs."""
+    specs = [o["spec"]["template"]["spec"] for o in objects if "template" in o.get("spec", {})]
+    return specs + [o["spec"]["jobTemplate"]["spec"]["template"]["spec"] for o in objects if o["kind"] == "CronJob"]
 
 
 def test_every_pod_meets_pod_security_restricted(rendered):
     specs = pod_specs(rendered["staging"])
-    assert specs and all(restricted_violations(spec) == [] for spec in specs)
+    assert len(specs) == 2 and all(restricted_violations(spec) == [] for spec in specs)
     container = specs[0]["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert int(container["securityContext"]["runAsUser"]) >= 10000

@@ -76,9 +76,10 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory):
         server.stop()
 
 
-def trigger(tmp_path: Path, url: str, api: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def trigger(tmp_path: Path, url: str, api: str, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
     return mlci(tmp_path, "retrain-trigger", "--prometheus", url, "--namespace", "tumor-classifier-production",
-                "--repo", "my-org/tumor-classifier", *extra, GITHUB_API_URL=api, GITHUB_TOKEN=TOKEN)  # fmt: skip
+                "--repo", "my-org/tumor-classifier", *extra, **{"GITHUB_API_URL": api, "GITHUB_TOKEN": TOKEN,
+                                                                **env})  # fmt: skip
 
 
 def test_a_new_drift_alert_dispatches_the_retraining_workflow_once(prometheus, tmp_path):
@@ -96,6 +97,14 @@ def test_a_new_drift_alert_dispatches_the_retraining_workflow_once(prometheus, t
     assert received[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert later.returncode == 0 and "0 new" in later.stdout and "dispatched before" in later.stderr
     assert TOKEN not in first.stdout + first.stderr + later.stdout + later.stderr
+
+
+def test_the_token_can_come_from_a_mounted_file(prometheus, tmp_path):
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    with replay({DISPATCH: Reply(204, None)}) as (api, received):
+        done = trigger(tmp_path, prometheus, api, GITHUB_TOKEN="", GITHUB_TOKEN_FILE=str(tmp_path / "token"))
+    assert done.returncode == 0, done.stderr
+    assert received[0].headers["authorization"] == f"Bearer {TOKEN}"
 
 
 def test_other_namespaces_and_dry_runs_dispatch_nothing(prometheus, tmp_path):

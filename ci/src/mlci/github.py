@@ -8,6 +8,7 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import MlciError
@@ -39,8 +40,14 @@ class GitHub:
     def from_environment(cls, repository: str | None = None) -> GitHub:
         """The client that GitHub Actions sets up: GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_API_URL."""
         token = os.environ.get("GITHUB_TOKEN", "")
+        token_file = os.environ.get("GITHUB_TOKEN_FILE", "")
+        if not token and token_file:  # a mounted secret (Kubernetes prefers files to variables for secrets)
+            try:
+                token = Path(token_file).read_text().strip()
+            except OSError as error:
+                raise MlciError(f"GITHUB_TOKEN_FILE {token_file} is unreadable: {error.strerror}") from None
         if not token:
-            raise MlciError("GITHUB_TOKEN is not set: the GitHub API needs a token")
+            raise MlciError("GITHUB_TOKEN is not set (nor GITHUB_TOKEN_FILE): the GitHub API needs a token")
         repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
             raise MlciError(f"repository {repository!r} is not owner/name (give --repo or set GITHUB_REPOSITORY)")
