@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= 2
 TOOLS := $(abspath .venv-tools)
 export MLOPS_TEMPLATE_TOOLS := $(TOOLS)/bin
 
-.PHONY: help setup lock demo test test-fast lint bench bench-serve bench-certify bench-deploy clean
+.PHONY: help setup lock demo test test-fast lint bench bench-serve bench-certify bench-deploy bench-status clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,7 +44,7 @@ lock: $(UV) ## Re-resolve requirements/dev.in (with mlci's dependencies) into re
 	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-header \
 		requirements/tools.in -o requirements/tools.txt
 
-demo: setup ## Bake a project with the defaults into build/demo and run its whole pipeline.
+demo: setup ## The whole loop on the defaults, offline: train, certify, image, deploy PR, canary, promote, rollback, status.
 	python scripts/demo.py
 
 test: setup ## Every test: render all options, validate inputs, run both frameworks for real.
@@ -69,6 +69,9 @@ bench-serve: setup ## mlci serve against mlflow models serve under wrk (needs th
 
 bench-deploy: setup ## mlci deploy-pr into a repo of 1,000 apps, and render + validate all its overlays.
 	python bench/deployments.py
+
+bench-status: setup ## mlci status on a deployment repo of 1,000 apps x 2 envs; target under 2 s.
+	python bench/status.py
 
 clean: ## Remove the environment and everything built.
 	rm -rf $(VENV) $(TOOLS) node_modules build

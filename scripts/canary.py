@@ -146,9 +146,12 @@ def drive_load(fleet: Fleet, seconds: float) -> None:
         thread.join()
 
 
-def save_candidate(path: Path) -> Path:
+def save_candidate(path: Path, classes: tuple[object, ...] = ("malignant", "benign")) -> Path:
     """A logistic model of the breast-cancer data as an MLflow pyfunc that misbehaves when CANARY_FAULT says so
-    (canary_candidates.py ships with it)."""
+    (canary_candidates.py ships with it); `classes` name its two classes, as the stable's do."""
+    import logging
+    import warnings
+
     import mlflow.pyfunc
     from canary_candidates import Candidate
     from mlflow.models import infer_signature
@@ -161,13 +164,15 @@ def save_candidate(path: Path) -> Path:
     mean, scale = features.mean().to_numpy(), features.std().to_numpy()
     fitted = LogisticRegression(max_iter=1000).fit((features - mean) / scale, labels)
     model = Candidate(mean, scale, fitted.coef_[0], float(fitted.intercept_[0]))
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="mlflow")  # its advice on type hints and pickling
     mlflow.pyfunc.save_model(
         str(path),
         python_model=model,
         code_paths=[str(Path(__file__).with_name("canary_candidates.py"))],
         signature=infer_signature(features.head(5), model.predict(None, features.head(5))),
         input_example=features.head(5),
-        metadata={"mlci": {"name": "tumor-classifier", "classes": ["malignant", "benign"],
+        metadata={"mlci": {"name": "tumor-classifier", "classes": list(classes),
                            "baseline": feature_baseline(features.to_numpy(), list(features.columns))}},
     )  # fmt: skip
     return path

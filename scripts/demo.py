@@ -10,6 +10,7 @@ print `mlci status`. Everything lands in build/demo/ (git-ignored); every step p
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from bakery import TEMPLATE, Timed, bake, commit_all, project_env, run
 
-DEMO = TEMPLATE / "build" / "demo"
+DEMO = Path(os.environ.get("MLOPS_DEMO_DIR") or TEMPLATE / "build" / "demo")
 APP = "tumor-classifier"
 IMAGE_NAME = f"ghcr.io/my-org/{APP}"
 CANARY_LOAD_SECONDS = 15
@@ -148,13 +149,16 @@ def main() -> None:
     verdicts = [line for t in (certified, second) for line in t.stdout.splitlines() if line.startswith("certify: ")]
     metrics = json.loads((project / "metrics.json").read_text())
     info = json.loads((project / "models" / "model_info.json").read_text())
-    canary_lines = "\n".join(
-        f"             {name}: "
-        + ", ".join(
-            f"{metric} {value:.4f} {'ok' if passed else 'FAILED'}" for metric, (value, passed) in results.items()
+    canary_lines = (
+        "\n".join(
+            f"             {name}: "
+            + ", ".join(
+                f"{metric} {value:.4f} {'ok' if passed else 'FAILED'}" for metric, (value, passed) in results.items()
+            )
+            + ("  -> promoted" if all(p for _, p in results.values()) else "  -> aborted, traffic stays on stable")
+            for name, results in analysis.items()
         )
-        + ("  -> promoted" if all(p for _, p in results.values()) else "  -> aborted, traffic stays on stable")
-        for name, results in analysis.items()
+        or "             SKIPPED: prometheus is not installed"
     )
     print(
         f"""Where everything is
@@ -185,7 +189,7 @@ def serving_image(project: Path) -> Image:
     the packaged model's sha256 for the digest, so that the rest of the loop still runs."""
     from images import Buildah, available, timed_make
 
-    why = available()
+    why = "MLOPS_DEMO_SKIP_IMAGES is set" if os.environ.get("MLOPS_DEMO_SKIP_IMAGES") else available()
     manifest = json.loads((project / "models" / "serving" / "serving.json").read_text())
     if why is not None:
         note = f"SKIPPED the serving image: {why}; deploy PRs pin the packaged model's sha256 instead"
@@ -210,10 +214,14 @@ def canary(project: Path, stable: Path) -> dict[str, dict[str, tuple[float, bool
     Prometheus scrapes them all under load; the AnalysisTemplate's own queries judge each canary."""
     from canary import Server, fleet, save_candidate
 
+    if shutil.which("prometheus") is None:
+        print("    SKIPPED the canary analysis: prometheus is not installed (bash scripts/system-packages.sh)")
+        return {}
     mlci = str(project / ".venv" / "bin" / "mlci")
     folder = DEMO / "canary"
     faulty = folder / "faulty-package"
-    save_candidate(folder / "faulty-model")
+    classes = json.loads((project / "models" / "model_info.json").read_text())["classes"]
+    save_candidate(folder / "faulty-model", tuple(classes))
     run([sys.executable, "-m", "mlci", "package", str(folder / "faulty-model"), "--out", str(faulty),
          "--runtime", "pyfunc"], folder).check()  # fmt: skip
     servers = [
@@ -230,7 +238,7 @@ def canary(project: Path, stable: Path) -> dict[str, dict[str, tuple[float, bool
             f"{metric}={value:.4f}{'' if passed else ' (FAILED)'}" for metric, (value, passed) in measured.items()
         )
         print(f"    {name}: {verdict}: {shown}")
-    if not all(passed for _, passed in results["version-2"].values()):
+    if not all(passed for _, passed in results["version-2"].values()):  # Argo Rollouts would abort it
         raise RuntimeError(f"the healthy canary failed its analysis: {results['version-2']}")
     if all(passed for _, passed in results["faulty"].values()):
         raise RuntimeError(f"the faulty canary passed its analysis: {results['faulty']}")
