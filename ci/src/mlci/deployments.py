@@ -60,6 +60,7 @@ def read_deployed(app: str, env: str, commit: str, kustomization: bytes | None, 
     image = digest = version = pinned = None
     problem = None
     written = _as_written(app, env, kustomization)
+    overlay: Any
     try:
         if written is not None:
             overlay = written
@@ -185,7 +186,8 @@ class DeploymentHistory:
             capture_output=True,
             check=True,
         )
-        out, position, found = done.stdout, 0, {}
+        out, position = done.stdout, 0
+        found: dict[str, bytes | None] = {}
         for spec in specs:
             end = out.index(b"\n", position)
             header = out[position:end].split()

@@ -54,8 +54,8 @@ def _metrics(certificate: dict[str, Any] | None) -> dict[str, Any]:
 def environment_row(deployed: Deployed, changes: list[Change], proposals: list[str], now: datetime) -> dict[str, Any]:
     """One (app, env): what it runs and everything known about it."""
     certificate = deployed.certificate or {}
-    model = certificate.get("model") if isinstance(certificate.get("model"), dict) else {}
-    data = certificate.get("data_version") if isinstance(certificate.get("data_version"), dict) else {}
+    model: dict[str, Any] = certificate["model"] if isinstance(certificate.get("model"), dict) else {}
+    data: dict[str, Any] = certificate["data_version"] if isinstance(certificate.get("data_version"), dict) else {}
     champion = _gate(certificate, "champion")
     last = changes[0] if changes else None
     return {
@@ -155,7 +155,8 @@ def _standing(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"env": row["env"], "version": row["version"], "metrics": row["metrics"]}
 
 
-COLUMNS = (
+Cell = Callable[[dict[str, Any], dict[str, Any]], Any]
+COLUMNS: tuple[tuple[str, Cell], ...] = (
     ("app", lambda e, r: e["app"]),
     ("env", lambda e, r: r["env"]),
     ("version", lambda e, r: r["version"] or "?"),
