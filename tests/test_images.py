@@ -1,6 +1,7 @@
-"""The generated Dockerfile built for real with buildah (vfs storage, chrooted RUN steps) on a Debian base
-made by debootstrap: the environment image runs the project's tests and its pipeline, a code change
-rebuilds only the code layer, and the serving image answers /readyz with nothing of the training stack."""
+"""The generated Dockerfile built for real with buildah (overlay storage where root may mount one, else vfs;
+chrooted RUN steps) on a Debian base made by debootstrap: the environment image runs the project's tests and
+its pipeline, a code change rebuilds only the code layer, and the serving image answers /readyz with nothing
+of the training stack."""
 
 from __future__ import annotations
 
