@@ -1,5 +1,6 @@
 """A small logistic model served as an MLflow pyfunc, which misbehaves on purpose when CANARY_FAULT says so:
-`errors` (3 requests in 10 fail), `slow` (100 ms more per request) or `shifted` (the classes swapped).
+`errors` (3 requests in 10 fail), `slow` (100 ms more per request) or `shifted` (every row called the second
+class, as a model broken by a shifted input would).
 Shipped with the model (code_paths), so `mlci serve` can load it; the server's warm-up calls are spared."""
 
 from __future__ import annotations
@@ -30,5 +31,5 @@ class Candidate(mlflow.pyfunc.PythonModel):
         features = (np.asarray(model_input, dtype=np.float64) - self.mean) / self.scale
         benign = 1.0 / (1.0 + np.exp(-(features @ self.weights + self.bias)))
         if fault == "shifted":
-            benign = 1.0 - benign
+            benign = np.full_like(benign, 0.9)
         return np.column_stack([1.0 - benign, benign])
