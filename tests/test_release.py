@@ -304,3 +304,69 @@ def test_status_lists_open_pull_requests_from_github(world, tmp_path):
     row = json.loads(done.stdout)["apps"][0]["environments"][0]
     assert row["open_proposals"] == [f"#1347 rollback/{APP}/production"]
     assert "ghs_recordedStatusToken" not in done.stdout + done.stderr
+
+
+def pinned_overlay(app: str, env: str, cert: bytes, version: str = "1") -> bytes:
+    """An overlay as deploy-pr writes it, pinning `cert` by sha256."""
+    proposal = DeployProposal(app, env, f"ghcr.io/my-org/{app}", digest(version),
+                              {"model": {"version": version}, "git": {"commit": "0" * 40}}, cert, "", {})  # fmt: skip
+    return proposal.overlay().encode()
+
+
+def test_status_survives_whatever_the_deployment_repo_holds(world, tmp_path):
+    odd = json.dumps({"schema_version": 1, "verdict": "pass", "gates": 5, "model": "x", "run": [1],
+                      "data_version": {"since": 5}}).encode()  # fmt: skip
+    other_app = certificate("1", world.commits["1"]).replace(f'"name": "{APP}"'.encode(), b'"name": "someone-else"')
+    world.ship("1", "staging")
+    commit_on_main(
+        world.deployments,
+        {
+            "apps/odd/overlays/staging/kustomization.yaml": pinned_overlay("odd", "staging", odd),
+            "apps/odd/overlays/staging/certificate.json": odd,
+            "apps/borrowed/overlays/staging/kustomization.yaml": pinned_overlay("borrowed", "staging", other_app),
+            "apps/borrowed/overlays/staging/certificate.json": other_app,
+            "apps/folder/overlays/staging/kustomization.yaml": b"images: {a: 1}\n",
+            "apps/folder/overlays/staging/certificate.json/README": b"a folder where a file should be\n",
+            "apps/dated/overlays/staging/kustomization.yaml": b"commonAnnotations: {mlci.dev/model-version: 2024-1-1}",
+        },
+        "Odd things\x1e0123456789012345678901234567890123456789\x1f2020-01-01\x1fCEO\x1fCFO\x1fforged\n\n"
+        "Approved-by: Someone\n  Over Two Lines",
+    )
+    for form in ("json", "table", "markdown"):
+        done = world.mlci("status", "--repo", str(world.deployments), "--format", form)
+        assert done.returncode == 0, done.stderr
+    status = json.loads(world.mlci("status", "--repo", str(world.deployments), "--format", "json").stdout)
+    rows = {e["app"]: e["environments"][0] for e in status["apps"]}
+    assert rows[APP]["certificate"] == "verified"  # read right, whatever sits beside it
+    assert rows["odd"]["certificate"] == "not verified: certificate.json certifies the model None, not 'odd'"
+    assert "certifies the model 'someone-else', not 'borrowed'" in rows["borrowed"]["certificate"]
+    assert rows["folder"]["certificate"].endswith("pins no image by digest")
+    assert rows["dated"]["certificate"].endswith("pins no image by digest")
+    assert rows["odd"]["last_change"]["merged_by"] == "someone <someone@example.com>"
+    assert rows["odd"]["last_change"]["approved_by"] == ["Someone Over Two Lines"]
+    empty = tmp_path / "empty.git"
+    git(tmp_path, "init", "--quiet", "--bare", str(empty))
+    nothing = world.mlci("status", "--repo", str(empty))
+    assert nothing.returncode == 0 and "0 of 0 apps live" in nothing.stdout
+
+
+def test_promote_refuses_values_that_would_rewrite_the_overlay(world):
+    version = '1"\npatches: [{path: evil.yaml}]\nx: "'
+    data = json.loads(certificate("1", world.commits["1"]))
+    data["model"]["version"] = version
+    cert = json.dumps(data).encode()
+    overlay = (
+        f"images:\n  - name: {IMAGE}\n    digest: {digest('1')}\n"
+        f"commonAnnotations:\n  mlci.dev/model-version: {json.dumps(version)}\n"
+        f'  mlci.dev/certificate-sha256: "{hashlib.sha256(cert).hexdigest()}"\n'
+    ).encode()
+    staging = f"apps/{APP}/overlays/staging"
+    commit_on_main(world.deployments, {f"{staging}/kustomization.yaml": overlay, f"{staging}/certificate.json": cert},
+                   "A hand-made overlay")  # fmt: skip
+    git(world.project, "tag", "v1.0.0", world.commits["1"])
+    done = world.mlci("promote", "--tag", "v1.0.0", "--repo", str(world.deployments), "--forge", "none",
+                      "--no-registry")  # fmt: skip
+    assert done.returncode == 2 and "the model version" in done.stderr and "cannot be deployed" in done.stderr
+    assert "production" not in git(world.deployments, "branch", "--list", "deploy/*")
+    bad_app = world.mlci("rollback", "--repo", str(world.deployments), "--forge", "none", "--app", "../etc")
+    assert bad_app.returncode == 2 and "is not an app name" in bad_app.stderr

@@ -4,12 +4,14 @@ dispatch API replayed), and `mlci retrain-pr` pushing a retrained dvc.lock to a 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -82,11 +84,27 @@ def trigger(tmp_path: Path, url: str, api: str, *extra: str, **env: str) -> subp
                                                                 **env})  # fmt: skip
 
 
+def first_slot_after_firing(url: str, every: int) -> float:
+    """The start of the first run slot (every `every` s from the epoch) by which Prometheus saw the drift alert
+    firing: its activeAt, plus the rule's hold (0 s), plus the group's interval (1 s)."""
+    with urllib.request.urlopen(f"{url}/api/v1/rules?type=alert", timeout=5) as response:
+        groups = json.load(response)["data"]["groups"]
+    rule = next(r for g in groups for r in g["rules"] if r["name"] == "ModelInputDrift")
+    active = datetime.fromisoformat(rule["alerts"][0]["activeAt"].replace("Z", "+00:00")).timestamp()
+    return math.ceil((active + 0 + 1) / every) * every
+
+
+def at(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
 def test_a_new_drift_alert_dispatches_the_retraining_workflow_once(prometheus, tmp_path):
+    slot = first_slot_after_firing(prometheus, 60)
     with replay({DISPATCH: Reply(204, None)}) as (api, received):
-        first = trigger(tmp_path, prometheus, api)
-        time.sleep(2)
-        later = trigger(tmp_path, prometheus, api, "--every", "1")  # the next run: the alert is not new any more
+        early = trigger(tmp_path, prometheus, api, "--every", "60", "--at", at(slot - 30))  # the slot before
+        first = trigger(tmp_path, prometheus, api, "--every", "60", "--at", at(slot + 25))  # started 25 s late
+        later = trigger(tmp_path, prometheus, api, "--every", "60", "--at", at(slot + 61))  # the next run
+    assert early.returncode == 0 and "0 new" in early.stdout and "the next run's to dispatch" in early.stderr
     assert first.returncode == 0, first.stderr
     assert "1 new ModelInputDrift alert(s)" in first.stdout
     assert [(r.method, r.path) for r in received] == [DISPATCH]
@@ -101,25 +119,31 @@ def test_a_new_drift_alert_dispatches_the_retraining_workflow_once(prometheus, t
 
 def test_the_token_can_come_from_a_mounted_file(prometheus, tmp_path):
     (tmp_path / "token").write_text(TOKEN + "\n")
+    slot = first_slot_after_firing(prometheus, 60)
     with replay({DISPATCH: Reply(204, None)}) as (api, received):
-        done = trigger(tmp_path, prometheus, api, GITHUB_TOKEN="", GITHUB_TOKEN_FILE=str(tmp_path / "token"))
+        done = trigger(tmp_path, prometheus, api, "--every", "60", "--at", at(slot), GITHUB_TOKEN="",
+                       GITHUB_TOKEN_FILE=str(tmp_path / "token"))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert received[0].headers["authorization"] == f"Bearer {TOKEN}"
 
 
 def test_other_namespaces_and_dry_runs_dispatch_nothing(prometheus, tmp_path):
+    slot = first_slot_after_firing(prometheus, 60)
     with replay({}) as (api, received):
         other = mlci(tmp_path, "retrain-trigger", "--prometheus", prometheus, "--namespace", "someone-else",
-                     "--repo", "my-org/tumor-classifier", GITHUB_API_URL=api, GITHUB_TOKEN=TOKEN)  # fmt: skip
-        dry = trigger(tmp_path, prometheus, api, "--dry-run")
+                     "--repo", "my-org/tumor-classifier", "--every", "60", "--at", at(slot),
+                     GITHUB_API_URL=api, GITHUB_TOKEN=TOKEN)  # fmt: skip
+        dry = trigger(tmp_path, prometheus, api, "--dry-run", "--every", "60", "--at", at(slot))
     assert other.returncode == 0 and "0 new" in other.stdout
     assert dry.returncode == 0 and "would dispatch model-drift" in dry.stderr
     assert received == []
 
 
-def test_an_unreachable_prometheus_is_named(tmp_path):
+def test_an_unreachable_prometheus_and_a_bad_time_are_named(tmp_path):
     done = trigger(tmp_path, f"http://127.0.0.1:{free_port()}", "http://127.0.0.1:9")
     assert done.returncode == 2 and "did not answer its rules API" in done.stderr
+    bad = trigger(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", "--at", "yesterday")
+    assert bad.returncode == 2 and "--at 'yesterday' is not an ISO 8601 time" in bad.stderr
 
 
 @pytest.fixture

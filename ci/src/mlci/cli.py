@@ -264,11 +264,22 @@ def retrain_trigger(
     event: Annotated[str, typer.Option(help="The repository_dispatch event type")] = "model-drift",
     every: Annotated[float, typer.Option(help="Seconds between runs: an alert is new for one run")] = 900,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be dispatched")] = False,
+    at: Annotated[
+        str | None, typer.Option(help="The run's time, ISO 8601 (default: now; a missed run's slot to replay it)")
+    ] = None,
 ) -> None:
     """Send repository_dispatch once per activation of a drift alert in a namespace (token: $GITHUB_TOKEN)."""
+    from datetime import datetime
+
     from .retrain import retrain_trigger as run_trigger
 
-    fresh = run_trigger(prometheus, namespace, repo, alert, event, every, dry_run, log=_say)
+    when = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            raise MlciError(f"--at {at!r} is not an ISO 8601 time") from None
+    fresh = run_trigger(prometheus, namespace, repo, alert, event, every, dry_run, at=when, log=_say)
     typer.echo(f"retrain-trigger: {len(fresh)} new {alert} alert(s) in {namespace}")
 
 
@@ -280,7 +291,11 @@ def _required_repo(repo: str) -> str:
 
 def _app(name: str | None) -> str:
     """--app, or the project's name from pyproject.toml in the working directory."""
+    from .deploy_pr import PROJECT
+
     if name:
+        if not PROJECT.fullmatch(name):
+            raise MlciError(f"--app {name!r} is not an app name (lower-case letters, digits and dashes)")
         return name
     import tomllib
 

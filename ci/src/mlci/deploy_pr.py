@@ -23,11 +23,13 @@ from typing import Any
 
 from . import certificate as certificates
 from .errors import MlciError
-from .github import GitHub, fit_body
+from .github import GitHub, environment_token, fit_body
 
 ENVIRONMENTS = ("staging", "production")
 IMAGE_BY_DIGEST = re.compile(r"(?P<name>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@(?P<digest>sha256:[0-9a-f]{64})")
 PROJECT = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+VERSION = re.compile(r"[A-Za-z0-9._+-]{1,64}")
+COMMIT = re.compile(r"[0-9a-f]{40,64}|unknown")
 PUSH_ATTEMPTS = 8
 
 
@@ -48,13 +50,33 @@ class DeployProposal:
     kind: str = "deploy"
     command: str = "deploy-pr"
 
+    def __post_init__(self) -> None:
+        """Every value the overlay carries is checked here: they are written into YAML, and promote and rollback
+        take them from the deployment repo, where anyone with push access could have put anything."""
+        checks = (
+            ("project", self.project, PROJECT),
+            ("environment", self.env, PROJECT),
+            ("image", f"{self.image_name}@{self.digest}", IMAGE_BY_DIGEST),
+            ("model version", self.version, VERSION),
+            ("commit", self._commit, COMMIT),
+        )
+        for what, value, pattern in checks:
+            if not pattern.fullmatch(value):
+                raise MlciError(f"the {what} {value!r} cannot be deployed: it does not match {pattern.pattern}")
+
+    @property
+    def _commit(self) -> str:
+        git = self.certificate.get("git")
+        return str((git.get("commit") if isinstance(git, dict) else None) or "unknown")
+
     @property
     def branch(self) -> str:
         return f"{self.kind}/{self.project}/{self.env}"
 
     @property
     def version(self) -> str:
-        return str(self.certificate["model"]["version"])
+        model = self.certificate.get("model")
+        return str(model.get("version") if isinstance(model, dict) else None)
 
     @property
     def certificate_sha256(self) -> str:
@@ -66,7 +88,7 @@ class DeployProposal:
 
     def overlay(self, certificate_sha256: str | None = None) -> str:
         """The environment's kustomization: the base, the image pinned by digest, and where it came from."""
-        commit = self.certificate.get("git", {}).get("commit") or "unknown"
+        commit = self._commit
         certificate_sha256 = certificate_sha256 or self.certificate_sha256
         return (
             f"# Written by mlci deploy-pr for {self.project} in {self.env}: change the project, not this file.\n"
@@ -98,7 +120,7 @@ class DeployProposal:
             f"Proposed by `mlci {self.command}`: {self.title}.\n\n"
             f"| image | certificate sha256 | commit |\n| --- | --- | --- |\n"
             f"| `{self.image_name}@{self.digest}` | `{self.certificate_sha256}` | "
-            f"`{self.certificate.get('git', {}).get('commit')}` |\n\n"
+            f"`{self._commit}` |\n\n"
         )
         return fit_body(head, self.report)
 
@@ -146,11 +168,12 @@ def git_environment(url: str, token: str | None) -> dict[str, str]:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     if token and url.startswith("https://"):
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        index = int(env.get("GIT_CONFIG_COUNT") or 0)  # after any configuration the caller passes this way
         env.update(
             {
-                "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": "http.extraHeader",
-                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+                "GIT_CONFIG_COUNT": str(index + 1),
+                f"GIT_CONFIG_KEY_{index}": "http.extraHeader",
+                f"GIT_CONFIG_VALUE_{index}": f"Authorization: Basic {basic}",
             }
         )
     return env
@@ -168,12 +191,13 @@ class DeploymentRepo:
             ["git", *args], cwd=cwd or self.path, env=self.env, capture_output=True, text=True, timeout=600
         )
         if check and done.returncode != 0:
-            raise MlciError(f"git {args[0]} failed for the deployment repo: {done.stderr.strip()[-500:]}")
+            command = next((a for a in args if not a.startswith("-") and "=" not in a), "")
+            raise MlciError(f"git {command} failed for the deployment repo: {done.stderr.strip()[-500:]}")
         return done
 
     def clone(self) -> str:
         """Clone; the default branch's name."""
-        self.git("clone", "--quiet", "--no-tags", self.url, str(self.path), cwd=self.path.parent)
+        self.git("clone", "--quiet", "--no-tags", "--", self.url, str(self.path), cwd=self.path.parent)
         head = self.git("symbolic-ref", "--short", "refs/remotes/origin/HEAD", check=False).stdout.strip()
         if head:
             return head.removeprefix("origin/")
@@ -269,7 +293,7 @@ def deploy_pr(proposed: DeployProposal, repo: str, forge: str, log: Callable[[st
         if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
             raise MlciError(f"--forge github needs --repo as owner/name, not {repo!r}")
         github = GitHub.from_environment(repo)
-    token = os.environ.get("GITHUB_TOKEN") if forge == "github" else None
+    token = environment_token() if forge == "github" else None
     identity = (
         os.environ.get("MLCI_GIT_NAME", "mlci deploy-pr"),
         os.environ.get("MLCI_GIT_EMAIL", "mlci-deploy-pr@users.noreply.github.com"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ from typing import Any
 import yaml
 
 from .certificate import SCHEMA_VERSION
-from .deploy_pr import DeploymentRepo, DeployProposal, repo_url
+from .deploy_pr import IMAGE_BY_DIGEST, DeploymentRepo, DeployProposal, repo_url
 from .errors import MlciError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ANNOTATION = "mlci.dev/"
+NAME = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -56,28 +58,34 @@ class Deployed:
 
 def read_deployed(app: str, env: str, commit: str, kustomization: bytes | None, certificate: bytes | None) -> Deployed:
     """The overlay's pins and its certificate, with what is wrong with them (None when it verifies): the
-    certificate must be the very bytes the overlay pinned by sha256, of the same version, and a pass."""
+    certificate must be the very bytes the overlay pinned by sha256, of this app and version, and a pass.
+    Nothing in either file can make this raise: whatever is wrong becomes the problem."""
     image = digest = version = pinned = None
     problem = None
-    written = _as_written(app, env, kustomization)
-    overlay: Any
     try:
-        if written is not None:
-            overlay = written
-        else:
-            overlay = yaml.load(kustomization, Loader=_Loader) if kustomization is not None else None
+        overlay = _as_written(app, env, kustomization)
+        if overlay is None and kustomization is not None:
+            overlay = yaml.load(kustomization, Loader=_Loader)
         if kustomization is None:
             problem = "has no kustomization.yaml beside it"
         elif not isinstance(overlay, dict):
             problem = "sits beside a kustomization.yaml that is not a mapping"
         else:
-            images = overlay.get("images") or [{}]
-            image, digest = images[0].get("name"), images[0].get("digest")
-            annotations = overlay.get("commonAnnotations") or {}
-            version = annotations.get(f"{ANNOTATION}model-version")
-            pinned = annotations.get(f"{ANNOTATION}certificate-sha256")
-    except (yaml.YAMLError, AttributeError, IndexError, TypeError) as error:
-        problem = f"sits beside a malformed kustomization.yaml ({str(error).splitlines()[0]})"
+            images = overlay.get("images")
+            first = images[0] if isinstance(images, list) and images and isinstance(images[0], dict) else {}
+            image, digest = _text(first.get("name")), _text(first.get("digest"))
+            annotations = overlay.get("commonAnnotations")
+            annotations = annotations if isinstance(annotations, dict) else {}
+            version = _text(annotations.get(f"{ANNOTATION}model-version"))
+            pinned = _text(annotations.get(f"{ANNOTATION}certificate-sha256"))
+            if image is None or digest is None or not IMAGE_BY_DIGEST.fullmatch(f"{image}@{digest}"):
+                problem = "sits beside a kustomization.yaml that pins no image by digest"
+            elif version is None:
+                problem = "sits beside a kustomization.yaml that names no model version"
+    except Exception as error:  # noqa: BLE001 (YAML of any shape: the problem is reported, never raised)
+        problem = (
+            f"sits beside a malformed kustomization.yaml ({str(error).splitlines()[0] if str(error) else error!r})"
+        )
     parsed: dict[str, Any] | None = None
     if certificate is None:
         problem = problem or "is missing"
@@ -85,19 +93,33 @@ def read_deployed(app: str, env: str, commit: str, kustomization: bytes | None, 
         try:
             loaded = json.loads(certificate)
             parsed = loaded if isinstance(loaded, dict) else None
-        except ValueError as error:
+            if parsed is None:
+                problem = problem or "is not a JSON object"
+        except (ValueError, RecursionError) as error:
             problem = problem or f"is malformed JSON ({error})"
-        if parsed is None:
-            problem = problem or "is not a JSON object"
     if problem is None and parsed is not None:
-        problem = _certificate_problem(parsed, certificate or b"", pinned, version)
+        problem = _certificate_problem(parsed, certificate or b"", pinned, version, app)
     return Deployed(app, env, commit, image, digest, version, pinned, parsed, certificate, problem)
 
 
+def _text(value: Any) -> str | None:
+    """A scalar of a YAML or JSON document as text (None when absent or not a scalar)."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def section(document: Any, key: str) -> dict[str, Any]:
+    """document[key] when both are mappings, else an empty one: certificates are read, never trusted."""
+    value = document.get(key) if isinstance(document, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+# What DeployProposal.overlay writes, field by field; its values are checked there against the same patterns.
 _WRITTEN = re.compile(
-    rb"  - name: (?P<name>\S+)\n    digest: (?P<digest>sha256:[0-9a-f]{64})\n"
-    rb'commonAnnotations:\n  mlci.dev/commit: "(?P<commit>[^"\n]*)"\n'
-    rb'  mlci.dev/model-version: "(?P<version>[^"\n]*)"\n'
+    rb"  - name: (?P<name>[a-z0-9][a-z0-9._/:-]*[a-z0-9])\n    digest: (?P<digest>sha256:[0-9a-f]{64})\n"
+    rb'commonAnnotations:\n  mlci.dev/commit: "(?P<commit>[0-9a-f]{40}|unknown)"\n'
+    rb'  mlci.dev/model-version: "(?P<version>[A-Za-z0-9._+-]{1,64})"\n'
     rb'  mlci.dev/certificate-sha256: "(?P<sha>[0-9a-f]{64})"\n\Z'
 )
 
@@ -108,7 +130,7 @@ def _as_written(app: str, env: str, kustomization: bytes | None) -> dict[str, An
     found = _WRITTEN.search(kustomization) if kustomization else None
     if found is None:
         return None
-    fields = {key: value.decode() for key, value in found.groupdict().items()}
+    fields = {key: value.decode("ascii") for key, value in found.groupdict().items()}
     certificate = {"model": {"version": fields["version"]}, "git": {"commit": fields["commit"]}}
     expected = DeployProposal(app, env, fields["name"], fields["digest"], certificate, b"", "", {}).overlay(
         certificate_sha256=fields["sha"]
@@ -125,7 +147,7 @@ def _as_written(app: str, env: str, kustomization: bytes | None) -> dict[str, An
 
 
 def _certificate_problem(
-    certificate: dict[str, Any], raw: bytes, pinned: str | None, version: str | None
+    certificate: dict[str, Any], raw: bytes, pinned: str | None, version: str | None, app: str
 ) -> str | None:
     actual = hashlib.sha256(raw).hexdigest()
     if not pinned:
@@ -136,8 +158,11 @@ def _certificate_problem(
         return f"is not a certificate of schema version {SCHEMA_VERSION}"
     if certificate.get("verdict") != "pass":
         return f"records the verdict {certificate.get('verdict')!r}, not 'pass'"
-    certified = str((certificate.get("model") or {}).get("version"))
-    if version is not None and certified != str(version):
+    model = section(certificate, "model")
+    if str(model.get("name")) != app:
+        return f"certifies the model {model.get('name')!r}, not {app!r}"
+    certified = _text(model.get("version"))
+    if certified != version:
         return f"certifies version {certified}, but the overlay deploys version {version}"
     return None
 
@@ -163,7 +188,7 @@ class DeploymentHistory:
     @classmethod
     def clone(cls, repo: str, scratch: Path, token: str | None) -> DeploymentHistory:
         clone = DeploymentRepo(repo_url(repo), scratch, token)
-        clone.git("clone", "--quiet", "--bare", "--no-tags", clone.url, str(clone.path), cwd=scratch)
+        clone.git("clone", "--quiet", "--bare", "--no-tags", "--", clone.url, str(clone.path), cwd=scratch)
         head = clone.git("symbolic-ref", "--short", "HEAD", check=False).stdout.strip() or "main"
         branches = clone.git("for-each-ref", "--format=%(refname:short)", "refs/heads").stdout.split()
         if head not in branches and branches:
@@ -190,30 +215,36 @@ class DeploymentHistory:
         found: dict[str, bytes | None] = {}
         for spec in specs:
             end = out.index(b"\n", position)
-            header = out[position:end].split()
+            header = out[position:end]
             position = end + 1
-            if len(header) == 3 and header[1] == b"blob":
-                size = int(header[2])
-                found[spec] = out[position : position + size]
-                position += size + 1
-            else:
-                found[spec] = None  # "<spec> missing", or a tree
+            if header.endswith((b" missing", b" ambiguous")) and not re.fullmatch(rb"[0-9a-f]{40,64} \w+ \d+", header):
+                found[spec] = None  # no such object: nothing follows the header
+                continue
+            _, kind, size = header.split()
+            body = out[position : position + int(size)]
+            position += int(size) + 1  # every object's contents follow its header, blob or not
+            found[spec] = body if kind == b"blob" else None
         return found
 
     def overlays(self) -> list[tuple[str, str]]:
-        """Every (app, env) with an overlay folder on the default branch, from one tree listing."""
+        """Every (app, env) with an overlay folder on the default branch, from one tree listing (names that no
+        mlci command writes are left out)."""
         if self.empty:
             return []
-        listed = self.repo.git("ls-tree", "-r", "-d", "--name-only", self.head, "--", "apps").stdout.split("\n")
+        listed = self.repo.git("ls-tree", "-r", "-d", "-z", "--name-only", self.head, "--", "apps").stdout
         pairs = set()
-        for path in listed:
+        for path in listed.split("\0"):
             parts = path.split("/")
-            if len(parts) == 4 and parts[0] == "apps" and parts[2] == "overlays":
+            named = len(parts) == 4 and parts[0] == "apps" and parts[2] == "overlays"
+            if named and NAME.fullmatch(parts[1]) and NAME.fullmatch(parts[3]):
                 pairs.add((parts[1], parts[3]))
         return sorted(pairs)
 
     def current(self, pairs: Iterable[tuple[str, str]], ref: str | None = None) -> list[Deployed]:
         """What each (app, env) deploys at `ref` (the default branch's tip by default)."""
+        pairs = list(pairs)
+        if not pairs or self.empty:
+            return []
         ref = ref or self.head
         commit = self.repo.git("rev-parse", ref).stdout.strip()
         return self.at(((app, env, commit) for app, env in pairs))
@@ -242,20 +273,25 @@ class DeploymentHistory:
         the merge of a PR, not the PR's own commits). One `git log` for every overlay at once."""
         if self.empty:
             return {}
-        separator = "\x1e"
-        fields = "%H%x1f%cI%x1f%an <%ae>%x1f%(trailers:key=Approved-by,valueonly,separator=%x1d)%x1f%s"
-        args = ["log", "--first-parent", "--diff-merges=first-parent", "--name-only", "--no-renames"]
-        args += [f"--format={separator}{fields}", self.head]
-        # Named folders are literal pathspecs; every overlay is a filter here (a glob pathspec is slower).
+        # Separators no commit can contain: fresh random ones per call (a subject could hold any fixed one).
+        record, field, done = (f"@{secrets.token_hex(8)}@" for _ in range(3))
+        trailers = "%(trailers:key=Approved-by,valueonly,unfold,separator=%x00)"
+        fields = field.join(["%H", "%cI", "%an <%ae>", trailers, "%s"])
+        args = ["--literal-pathspecs", "-c", "core.quotePath=false", "log", "--first-parent"]
+        args += ["--diff-merges=first-parent", "--name-only", "--no-renames", f"--format={record}{fields}{done}"]
+        args += [self.head]
+        # Named folders are literal pathspecs; every overlay is a filter here (a pathspec glob is slower).
         args += ["--", *paths] if paths is not None else []
         log = self.repo.git(*args).stdout
         found: dict[str, list[Change]] = {}
-        for entry in log.split(separator)[1:]:
-            head, _, names = entry.partition("\n")
-            commit, date, author, approvers, subject = head.split("\x1f", 4)
-            change = Change(
-                commit, date, author, tuple(a.strip() for a in approvers.split("\x1d") if a.strip()), subject
-            )
+        for entry in log.split(record)[1:]:
+            head, _, names = entry.partition(done)
+            parts = head.split(field)
+            if len(parts) != 5 or not re.fullmatch(r"[0-9a-f]{40,64}", parts[0]):
+                continue  # not a record git wrote
+            commit, date, author, approvers, subject = parts
+            approved = tuple(a.strip() for a in approvers.split("\0") if a.strip())
+            change = Change(commit, date, author, approved, subject)
             folders = {"/".join(name.split("/")[:4]) for name in names.split("\n") if name.count("/") >= 4}
             for folder in folders:
                 if folder.split("/")[2:3] == ["overlays"]:
@@ -279,8 +315,15 @@ class DeploymentHistory:
 
     def base_at(self, app: str, commit: str) -> dict[str, bytes]:
         """apps/<app>/base/ as it was at `commit`: the kustomize base that the overlay deployed then."""
-        listed = self.repo.git("ls-tree", "-r", "--name-only", commit, "--", f"apps/{app}/base/").stdout.split("\n")
-        paths = [path for path in listed if path]
+        listed = self.repo.git("--literal-pathspecs", "ls-tree", "-r", "-z", "--name-only", commit, "--",
+                               f"apps/{app}/base/").stdout  # fmt: skip
+        paths = [path for path in listed.split("\0") if path]
         blobs = self.read(f"{commit}:{path}" for path in paths)
         prefix = f"apps/{app}/base/"
-        return {path.removeprefix(prefix): blobs[f"{commit}:{path}"] or b"" for path in paths}
+        base = {}
+        for path in paths:
+            data = blobs[f"{commit}:{path}"]
+            if data is None or "\n" in path:
+                raise MlciError(f"{path} at {commit[:12]} of the deployment repo cannot be read back as a file")
+            base[path.removeprefix(prefix)] = data
+        return base

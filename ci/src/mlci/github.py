@@ -27,6 +27,19 @@ def fit_body(head: str, report: str) -> str:
     return head + report[: MAX_BODY - len(head) - len(note)] + note
 
 
+def environment_token() -> str | None:
+    """GITHUB_TOKEN, or the contents of the file GITHUB_TOKEN_FILE names (a mounted secret: Kubernetes prefers
+    files to variables for secrets); None when neither is set."""
+    token = os.environ.get("GITHUB_TOKEN", "")
+    token_file = os.environ.get("GITHUB_TOKEN_FILE", "")
+    if not token and token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as error:
+            raise MlciError(f"GITHUB_TOKEN_FILE {token_file} is unreadable: {error.strerror}") from None
+    return token or None
+
+
 @dataclass(frozen=True)
 class GitHub:
     """A client for one repository (`owner/name`) at `api` with `token`."""
@@ -39,13 +52,7 @@ class GitHub:
     @classmethod
     def from_environment(cls, repository: str | None = None) -> GitHub:
         """The client that GitHub Actions sets up: GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_API_URL."""
-        token = os.environ.get("GITHUB_TOKEN", "")
-        token_file = os.environ.get("GITHUB_TOKEN_FILE", "")
-        if not token and token_file:  # a mounted secret (Kubernetes prefers files to variables for secrets)
-            try:
-                token = Path(token_file).read_text().strip()
-            except OSError as error:
-                raise MlciError(f"GITHUB_TOKEN_FILE {token_file} is unreadable: {error.strerror}") from None
+        token = environment_token()
         if not token:
             raise MlciError("GITHUB_TOKEN is not set (nor GITHUB_TOKEN_FILE): the GitHub API needs a token")
         repository = repository or os.environ.get("GITHUB_REPOSITORY", "")

@@ -12,7 +12,6 @@ previous one (or the one asked for), its base and image as they were, once its c
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import subprocess
 import tempfile
@@ -22,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .deploy_pr import ENVIRONMENTS, DeployProposal, Outcome, deploy_pr
-from .deployments import Deployed, DeploymentHistory
+from .deployments import Deployed, DeploymentHistory, section
 from .errors import MlciError
+from .github import environment_token
 
 RELEASE_TAG = re.compile(r"v\d+\.\d+\.\d+")
 
@@ -46,15 +46,18 @@ def tagged_commit(tag: str, project: Path) -> str:
 def certificate_table(certificate: dict[str, Any]) -> str:
     """The certificate's gates as a Markdown table, for a PR that moves an already certified model."""
     lines = [
-        f"Certificate of commit `{certificate.get('git', {}).get('commit')}`, created {certificate.get('created_at')}:"
+        f"Certificate of commit `{section(certificate, 'git').get('commit')}`, created {certificate.get('created_at')}:"
         f" **{certificate.get('verdict')}**.\n",
         "| gate | status | reason |",
         "| --- | --- | --- |",
     ]
-    for gate in certificate.get("gates", []):
+    gates = certificate.get("gates")
+    for gate in gates if isinstance(gates, list) else []:
+        if not isinstance(gate, dict):
+            continue
         reason = str(gate.get("reason", "")).replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {gate.get('gate')} | {gate.get('status')} | {reason} |")
-    run = (certificate.get("run") or {}).get("url")
+    run = section(certificate, "run").get("url")
     if run:
         lines.append(f"\nLogs of the certifying run: {run}")
     return "\n".join(lines) + "\n"
@@ -90,7 +93,7 @@ def promote(
         staging_path = f"apps/{app}/overlays/staging"
         changes = history.changes([staging_path]).get(staging_path, [])
         deployed = history.at((app, "staging", change.commit) for change in changes)
-        matching = [d for d in deployed if str((d.certificate or {}).get("git", {}).get("commit")) == commit]
+        matching = [d for d in deployed if section(d.certificate, "git").get("commit") == commit]
         if not matching:
             raise MlciError(
                 f"{tag} ({commit[:12]}) is not certified: no certificate of that commit was ever deployed to "
@@ -98,7 +101,7 @@ def promote(
             )
         source = matching[0]
         source.refuse_unless_verified(f"refusing to promote {tag}")
-        if (source.certificate or {}).get("git", {}).get("dirty"):
+        if section(source.certificate, "git").get("dirty"):
             raise MlciError(f"refusing to promote {tag}: its certificate was made from a work tree with changes")
         if not source.image or not source.digest:
             raise MlciError(f"refusing to promote {tag}: {source.overlay} at {source.commit[:12]} pins no image digest")
@@ -117,12 +120,31 @@ def promote(
         headline=f"Promote {app} {tag} (version {source.version}) to {env}",
         command="promote",
     )
+    # The challenger: what staging runs now, when it is another version and its certificate holds.
+    challenger = None
+    if staging_now is not None and staging_now.verified and staging_now.version != source.version:
+        challenger = staging_now.version
+    if tracking_uri:  # the registry must know both versions before anything is proposed
+        registry_versions(tracking_uri, app, [v for v in (source.version, challenger) if v is not None])
     outcome = deploy_pr(proposed, repo, forge, log=log)
     aliases: dict[str, str] = {}
     if tracking_uri:
-        challenger = staging_now.version if staging_now and staging_now.version != source.version else None
-        aliases = move_aliases(tracking_uri, str(source.certificate["model"]["name"]), str(source.version), challenger)
+        aliases = move_aliases(tracking_uri, app, str(source.version), challenger)
     return Promotion(outcome, proposed, source, aliases)
+
+
+def registry_versions(tracking_uri: str, name: str, versions: list[str]) -> None:
+    """Refuse unless the MLflow registry at tracking_uri holds each version of the registered model `name`."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    for version in versions:
+        try:
+            client.get_model_version(name, version)
+        except MlflowException as error:
+            raise MlciError(f"the MLflow registry at {tracking_uri} has no {name} version {version}: "
+                            f"{error.message}") from None  # fmt: skip
 
 
 def move_aliases(tracking_uri: str, name: str, champion: str, challenger: str | None) -> dict[str, str]:
@@ -160,7 +182,10 @@ def rollback(
         changes = history.changes([path]).get(path, [])
         if not changes:
             raise MlciError(f"{app} has never been deployed to {env} in {repo}: there is nothing to roll back")
-        deployed = history.at((app, env, change.commit) for change in changes)
+        # Overlays deleted or broken along the way name no version: they are no place to return to.
+        deployed = [d for d in history.at((app, env, change.commit) for change in changes) if d.version is not None]
+        if not deployed:
+            raise MlciError(f"no overlay of {app} in {env} in {repo}'s history names a model version")
         current = deployed[0]
         if to:
             if to == current.version:
@@ -196,4 +221,4 @@ def rollback(
 
 
 def token_for(forge: str) -> str | None:
-    return os.environ.get("GITHUB_TOKEN") if forge == "github" else None
+    return environment_token() if forge == "github" else None

@@ -13,6 +13,7 @@ changed, nothing is proposed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import urllib.error
@@ -26,19 +27,20 @@ from typing import Any
 
 from .deploy_pr import DeploymentRepo, repo_url
 from .errors import MlciError
-from .github import GitHub, fit_body
+from .github import GitHub, environment_token, fit_body
 
 OWNER_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
 class Firing:
-    """One firing alert of a rule: its labels, since when it is active, and the rule's hold (`for`)."""
+    """One firing alert of a rule: its labels, and by when Prometheus saw it firing at the latest (active since
+    activeAt, firing after the rule's hold, seen at the group's next evaluation)."""
 
     alert: str
     labels: dict[str, str]
     active_at: datetime
-    hold_seconds: float
+    seen_by: float
     value: str
 
 
@@ -50,18 +52,26 @@ def firing_alerts(prometheus: str, alert: str, namespace: str, timeout: float = 
             answer = json.load(response)
     except (urllib.error.URLError, TimeoutError, OSError, ValueError) as error:
         raise MlciError(f"Prometheus at {prometheus} did not answer its rules API: {error}") from None
-    if not isinstance(answer, dict) or answer.get("status") != "success":
-        raise MlciError(f"Prometheus at {prometheus} answered its rules API with {str(answer)[:200]}")
-    found = []
-    for group in answer["data"].get("groups", []):
-        for rule in group.get("rules", []):
-            if rule.get("type") != "alerting" or rule.get("name") != alert:
-                continue
-            for active in rule.get("alerts", []):
-                labels = active.get("labels", {})
-                if active.get("state") == "firing" and labels.get("namespace") == namespace:
-                    since = datetime.fromisoformat(active["activeAt"].replace("Z", "+00:00"))
-                    found.append(Firing(alert, labels, since, float(rule.get("duration", 0)), str(active.get("value"))))
+    try:
+        if answer.get("status") != "success":
+            raise ValueError(answer.get("error") or answer.get("status"))
+        found = []
+        for group in answer["data"]["groups"]:
+            interval = float(group.get("interval") or 0)
+            for rule in group["rules"]:
+                if rule.get("type") != "alerting" or rule.get("name") != alert:
+                    continue
+                for active in rule.get("alerts") or []:
+                    labels = {str(k): str(v) for k, v in (active.get("labels") or {}).items()}
+                    if active.get("state") != "firing" or labels.get("namespace") != namespace:
+                        continue
+                    since = datetime.fromisoformat(str(active["activeAt"]).replace("Z", "+00:00"))
+                    seen_by = since.timestamp() + float(rule.get("duration") or 0) + interval
+                    found.append(Firing(alert, labels, since, seen_by, str(active.get("value"))))
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise MlciError(
+            f"Prometheus at {prometheus} answered its rules API with something unexpected ({error})"
+        ) from None
     return found
 
 
@@ -73,18 +83,23 @@ def retrain_trigger(
     event: str,
     every_seconds: float,
     dry_run: bool,
-    now: datetime | None = None,
+    at: datetime | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Firing]:
-    """Dispatch `event` for each alert that started firing since the last run (`every_seconds` ago): an alert
-    fires `hold` after it became active, so it is new when it has been active less than hold + every."""
+    """Dispatch `event` once for each firing alert that is new to this run: runs are scheduled every
+    `every_seconds` from the epoch (cron's */15 is every 900 s), and the run of the slot that started last,
+    however late it starts, takes the alerts Prometheus saw firing by that slot and not by the one before."""
     if not OWNER_NAME.fullmatch(repo):
         raise MlciError(f"--repo {repo!r} is not owner/name")
-    now = now or datetime.now(UTC)
+    if every_seconds <= 0:
+        raise MlciError(f"--every {every_seconds} must be a positive number of seconds")
+    at = at or datetime.now(UTC)
+    slot = math.floor(at.timestamp() / every_seconds) * every_seconds
     firing = firing_alerts(prometheus, alert, namespace)
-    fresh = [f for f in firing if (now - f.active_at).total_seconds() < f.hold_seconds + every_seconds]
+    fresh = [f for f in firing if slot - every_seconds < f.seen_by <= slot]
     for old in (f for f in firing if f not in fresh):
-        log(f"retrain-trigger: {alert} {_shown(old.labels)} fires since {old.active_at.isoformat()}: dispatched before")
+        when = "dispatched before" if old.seen_by <= slot - every_seconds else "the next run's to dispatch"
+        log(f"retrain-trigger: {alert} {_shown(old.labels)} fires since {old.active_at.isoformat()}: {when}")
     if fresh and not dry_run:
         github = GitHub.from_environment(repo)
         for alert_firing in fresh:
@@ -128,7 +143,7 @@ def retrain_pr(
         raise MlciError(f"--forge {forge!r} is not one of github, none")
     if forge == "github" and not OWNER_NAME.fullmatch(repo):
         raise MlciError(f"--forge github needs --repo as owner/name, not {repo!r}")
-    token = os.environ.get("GITHUB_TOKEN") if forge == "github" else None
+    token = environment_token() if forge == "github" else None
     github = GitHub.from_environment(repo) if forge == "github" else None
     git = DeploymentRepo(repo_url(repo), project.parent, token, path=project)  # git in the project's checkout
     missing = [path for path in paths if not (project / path).is_file()]
@@ -145,7 +160,8 @@ def retrain_pr(
     email = os.environ.get("MLCI_GIT_EMAIL", "mlci-retrain-pr@users.noreply.github.com")
     git.git("checkout", "--quiet", "-b", branch)
     git.git("add", "--", *paths)
-    git.git("-c", f"user.name={name}", "-c", f"user.email={email}", "commit", "--quiet", "-m", f"{title}\n")
+    identity = ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+    git.git(*identity, "commit", "--quiet", "-m", f"{title}\n", "--", *paths)  # these paths alone
     pushed = git.git("push", "--quiet", git.url, f"HEAD:refs/heads/{branch}", check=False)
     if pushed.returncode != 0:
         raise MlciError(f"git push of {branch} failed: {pushed.stderr.strip()[-500:]}")

@@ -9,7 +9,6 @@ are. A missing or malformed certificate is reported on its row; it never stops t
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,17 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .deployments import Change, Deployed, DeploymentHistory
+from .deployments import Change, Deployed, DeploymentHistory, section
 from .errors import MlciError
-from .github import GitHub
+from .github import GitHub, environment_token
 
 FORMATS = ("table", "json", "markdown")
 RECENT_DAYS = 30
 STALE_DATA_DAYS = 90
 
 
-def _age_days(when: str | None, now: datetime) -> float | None:
-    if not when:
+def _age_days(when: Any, now: datetime) -> float | None:
+    if not isinstance(when, str) or not when:
         return None
     try:
         moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
@@ -39,7 +38,8 @@ def _age_days(when: str | None, now: datetime) -> float | None:
 
 
 def _gate(certificate: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
-    for gate in (certificate or {}).get("gates", []) or []:
+    gates = (certificate or {}).get("gates")
+    for gate in gates if isinstance(gates, list) else []:
         if isinstance(gate, dict) and gate.get("gate") == name:
             return gate
     return None
@@ -48,14 +48,22 @@ def _gate(certificate: dict[str, Any] | None, name: str) -> dict[str, Any] | Non
 def _metrics(certificate: dict[str, Any] | None) -> dict[str, Any]:
     quality = _gate(certificate, "quality")
     measured = quality.get("measured") if quality else None
-    return dict(measured) if isinstance(measured, dict) else {}
+    if not isinstance(measured, dict):
+        return {}
+    return {str(k): v for k, v in measured.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+
+
+def _scalar(value: Any) -> str | int | float | None:
+    """A certificate's value as JSON and a table can show it: a string or a number; anything else as text."""
+    if value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool)):
+        return value
+    return str(value)
 
 
 def environment_row(deployed: Deployed, changes: list[Change], proposals: list[str], now: datetime) -> dict[str, Any]:
     """One (app, env): what it runs and everything known about it."""
     certificate = deployed.certificate or {}
-    model: dict[str, Any] = certificate["model"] if isinstance(certificate.get("model"), dict) else {}
-    data: dict[str, Any] = certificate["data_version"] if isinstance(certificate.get("data_version"), dict) else {}
+    model, data = section(certificate, "model"), section(certificate, "data_version")
     champion = _gate(certificate, "champion")
     last = changes[0] if changes else None
     return {
@@ -63,16 +71,18 @@ def environment_row(deployed: Deployed, changes: list[Change], proposals: list[s
         "version": deployed.version,
         "image": f"{deployed.image}@{deployed.digest}" if deployed.image and deployed.digest else None,
         "certificate": "verified" if deployed.verified else f"not verified: certificate.json {deployed.problem}",
-        "verdict": certificate.get("verdict"),
-        "commit": (certificate.get("git") or {}).get("commit") if isinstance(certificate.get("git"), dict) else None,
-        "certified_at": certificate.get("created_at"),
-        "trained_at": model.get("trained_at"),
+        "verdict": _scalar(certificate.get("verdict")),
+        "commit": _scalar(section(certificate, "git").get("commit")),
+        "certified_at": _scalar(certificate.get("created_at")),
+        "trained_at": _scalar(model.get("trained_at")),
         "trained_days_ago": _age_days(model.get("trained_at"), now),
-        "data_version": data.get("id"),
-        "data_since": data.get("since"),
+        "data_version": _scalar(data.get("id")),
+        "data_since": _scalar(data.get("since")),
         "data_age_days": _age_days(data.get("since"), now),
         "metrics": _metrics(certificate),
-        "champion_gate": {"status": champion.get("status"), "reason": champion.get("reason")} if champion else None,
+        "champion_gate": {"status": _scalar(champion.get("status")), "reason": _scalar(champion.get("reason"))}
+        if champion
+        else None,
         "last_change": None
         if last is None
         else {
@@ -83,7 +93,7 @@ def environment_row(deployed: Deployed, changes: list[Change], proposals: list[s
             "approved_by": list(last.approvers),
         },
         "open_proposals": proposals,
-        "logs": (certificate.get("run") or {}).get("url") if isinstance(certificate.get("run"), dict) else None,
+        "logs": _scalar(section(certificate, "run").get("url")),
     }
 
 
@@ -170,7 +180,7 @@ COLUMNS: tuple[tuple[str, Cell], ...] = (
         "approved by",
         lambda e, r: (
             ", ".join(_name(a) for a in (r["last_change"] or {}).get("approved_by") or [])
-            or _name((r["last_change"] or {}).get("merged_by"))
+            or (f"merged by {_name(r['last_change']['merged_by'])}" if r["last_change"] else "-")
         ),
     ),
     ("open PRs", lambda e, r: ", ".join(r["open_proposals"]) or "-"),
@@ -253,7 +263,7 @@ def status(repo: str, forge: str, form: str, log: Callable[[str], None] = print)
     if forge not in ("github", "none"):
         raise MlciError(f"--forge {forge!r} is not one of github, none")
     github = GitHub.from_environment(repo) if forge == "github" else None
-    token = os.environ.get("GITHUB_TOKEN") if forge == "github" else None
+    token = environment_token() if forge == "github" else None
     with tempfile.TemporaryDirectory(prefix="mlci-status-") as scratch:
         history = DeploymentHistory.clone(repo, Path(scratch), token)
         found = collect(history, repo, github)
