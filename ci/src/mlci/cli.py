@@ -160,14 +160,7 @@ def deploy_pr(
     if not repo:
         raise MlciError("--repo is required: the deployment repo as owner/name, a git URL or a path")
     proposed = proposal(env, image, certificate, model, deploy_dir, report)
-    outcome = run_deploy_pr(proposed, repo, forge, log=_say)
-    if outcome.pull_request is None:
-        typer.echo(f"deploy-pr: pushed {outcome.branch} to {repo} (no forge: open the pull request yourself)")
-    else:
-        pull = outcome.pull_request
-        typer.echo(
-            f"deploy-pr: {outcome.action} pull request #{pull.get('number')} {pull.get('html_url', '')}".rstrip()
-        )
+    _report_outcome("deploy-pr", run_deploy_pr(proposed, repo, forge, log=_say))
 
 
 @app.command()

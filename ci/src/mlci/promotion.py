@@ -107,19 +107,7 @@ def promote(
             raise MlciError(f"refusing to promote {tag}: {source.overlay} at {source.commit[:12]} pins no image digest")
         base = history.base_at(app, source.commit)
         staging_now = deployed[0] if deployed else None
-    assert source.certificate is not None and source.certificate_bytes is not None
-    proposed = DeployProposal(
-        app,
-        env,
-        source.image,
-        source.digest,
-        source.certificate,
-        source.certificate_bytes,
-        certificate_table(source.certificate),
-        base,
-        headline=f"Promote {app} {tag} (version {source.version}) to {env}",
-        command="promote",
-    )
+    proposed = moved(source, env, base, "", f"Promote {app} {tag} (version {source.version}) to {env}", "promote")
     # The challenger: what staging runs now, when it is another version and its certificate holds.
     challenger = None
     if staging_now is not None and staging_now.verified and staging_now.version != source.version:
@@ -202,22 +190,35 @@ def rollback(
         if not target.image or not target.digest:
             raise MlciError(f"refusing to roll back: {target.overlay} at {target.commit[:12]} pins no image digest")
         base = history.base_at(app, target.commit)
-    assert target.certificate is not None and target.certificate_bytes is not None
-    proposed = DeployProposal(
-        app,
-        env,
-        target.image,
-        target.digest,
-        target.certificate,
-        target.certificate_bytes,
+    report = (
         f"{env} runs version {current.version} now; this returns it to version {target.version}, "
-        f"as deployed by {target.commit[:12]} of the deployment repo.\n\n" + certificate_table(target.certificate),
-        base,
-        headline=f"Roll back {app} in {env} to version {target.version}",
-        kind="rollback",
-        command="rollback",
+        f"as deployed by {target.commit[:12]} of the deployment repo.\n\n"
     )
+    headline = f"Roll back {app} in {env} to version {target.version}"
+    proposed = moved(target, env, base, report, headline, "rollback", kind="rollback")
     return deploy_pr(proposed, repo, forge, log=log), proposed, current, target
+
+
+def moved(
+    deployed: Deployed, env: str, base: dict[str, bytes], report: str, headline: str, command: str, kind: str = "deploy"
+) -> DeployProposal:
+    """The proposal that puts what `deployed` ran (image, certificate, base) in `env`; the PR body is `report`
+    and the certificate's gates."""
+    if deployed.image is None or deployed.digest is None or deployed.certificate is None:
+        raise MlciError(f"{deployed.overlay} at {deployed.commit[:12]} pins nothing that could be deployed again")
+    return DeployProposal(
+        deployed.app,
+        env,
+        deployed.image,
+        deployed.digest,
+        deployed.certificate,
+        deployed.certificate_bytes or b"",
+        report + certificate_table(deployed.certificate),
+        base,
+        headline=headline,
+        kind=kind,
+        command=command,
+    )
 
 
 def token_for(forge: str) -> str | None:
