@@ -1,6 +1,6 @@
 """The deployment repo's side of the loop, locally: a bare repository made from k8s/deployment-repo/, and a
-reviewer who merges a proposal branch as GitHub's merge button does (a merge commit on main, first parent the
-old main, with an Approved-by trailer)."""
+reviewer who merges a proposal branch with a merge commit on main (first parent: the old main), as GitHub's
+merge button does; its Approved-by trailer stands in for the approval GitHub keeps on the pull request."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ class World:
             capture_output=True,
             text=True,
             timeout=300,
-            env={**__import__("os").environ, **env},
+            env={**os.environ, **env},
         )
 
     def show(self, ref: str, path: str) -> str:

@@ -217,7 +217,7 @@ def status(
     """Every app and environment in the deployment repo: what runs, certified how, trained and approved when."""
     from .status import status as run_status
 
-    done = run_status(_required_repo(repo), forge, output_format, log=_say)
+    done = run_status(_required_repo(repo), forge, output_format)
     if out is None:
         typer.echo(done.text, nl=False)
     else:

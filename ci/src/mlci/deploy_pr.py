@@ -23,7 +23,7 @@ from typing import Any
 
 from . import certificate as certificates
 from .errors import MlciError
-from .github import GitHub, environment_token, fit_body
+from .github import OWNER_NAME, GitHub, fit_body, forge_client
 
 ENVIRONMENTS = ("staging", "production")
 IMAGE_BY_DIGEST = re.compile(r"(?P<name>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@(?P<digest>sha256:[0-9a-f]{64})")
@@ -278,7 +278,7 @@ def open_or_update(github: GitHub, proposal: DeployProposal, base_branch: str) -
 
 def repo_url(repo: str) -> str:
     """A git URL from --repo: a URL or path as given, or owner/name on the GitHub server of the run."""
-    if re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo) and not Path(repo).exists():
+    if OWNER_NAME.fullmatch(repo) and not Path(repo).exists():
         server = os.environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
         return f"{server}/{repo}.git"
     return repo
@@ -286,14 +286,7 @@ def repo_url(repo: str) -> str:
 
 def deploy_pr(proposed: DeployProposal, repo: str, forge: str, log: Callable[[str], None] = print) -> Outcome:
     """Push the proposal's branch to the deployment repo, then open or update its pull request (forge github)."""
-    if forge not in ("github", "none"):
-        raise MlciError(f"--forge {forge!r} is not one of github, none")
-    github = None
-    if forge == "github":
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
-            raise MlciError(f"--forge github needs --repo as owner/name, not {repo!r}")
-        github = GitHub.from_environment(repo)
-    token = environment_token() if forge == "github" else None
+    github, token = forge_client(forge, repo)
     identity = (
         os.environ.get("MLCI_GIT_NAME", "mlci deploy-pr"),
         os.environ.get("MLCI_GIT_EMAIL", "mlci-deploy-pr@users.noreply.github.com"),

@@ -20,12 +20,12 @@ from typing import Any
 import yaml
 
 from .certificate import SCHEMA_VERSION
-from .deploy_pr import IMAGE_BY_DIGEST, DeploymentRepo, DeployProposal, repo_url
+from .deploy_pr import IMAGE_BY_DIGEST, PROJECT, DeploymentRepo, DeployProposal, repo_url
 from .errors import MlciError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ANNOTATION = "mlci.dev/"
-NAME = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
+OBJECT_HEADER = re.compile(rb"[0-9a-f]{40,64} (?P<kind>[a-z]+) (?P<size>\d+)")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,6 @@ class Deployed:
     image: str | None
     digest: str | None
     version: str | None
-    pinned_sha256: str | None
     certificate: dict[str, Any] | None
     certificate_bytes: bytes | None
     problem: str | None
@@ -83,9 +82,8 @@ def read_deployed(app: str, env: str, commit: str, kustomization: bytes | None, 
             elif version is None:
                 problem = "sits beside a kustomization.yaml that names no model version"
     except Exception as error:  # noqa: BLE001 (YAML of any shape: the problem is reported, never raised)
-        problem = (
-            f"sits beside a malformed kustomization.yaml ({str(error).splitlines()[0] if str(error) else error!r})"
-        )
+        first_line = (str(error).splitlines() or [repr(error)])[0]
+        problem = f"sits beside a malformed kustomization.yaml ({first_line})"
     parsed: dict[str, Any] | None = None
     if certificate is None:
         problem = problem or "is missing"
@@ -99,7 +97,7 @@ def read_deployed(app: str, env: str, commit: str, kustomization: bytes | None, 
             problem = problem or f"is malformed JSON ({error})"
     if problem is None and parsed is not None:
         problem = _certificate_problem(parsed, certificate or b"", pinned, version, app)
-    return Deployed(app, env, commit, image, digest, version, pinned, parsed, certificate, problem)
+    return Deployed(app, env, commit, image, digest, version, parsed, certificate, problem)
 
 
 def _text(value: Any) -> str | None:
@@ -217,13 +215,14 @@ class DeploymentHistory:
             end = out.index(b"\n", position)
             header = out[position:end]
             position = end + 1
-            if header.endswith((b" missing", b" ambiguous")) and not re.fullmatch(rb"[0-9a-f]{40,64} \w+ \d+", header):
-                found[spec] = None  # no such object: nothing follows the header
+            found_object = OBJECT_HEADER.fullmatch(header)
+            if found_object is None:  # "<spec> missing" or "<spec> ambiguous": nothing follows
+                found[spec] = None
                 continue
-            _, kind, size = header.split()
-            body = out[position : position + int(size)]
-            position += int(size) + 1  # every object's contents follow its header, blob or not
-            found[spec] = body if kind == b"blob" else None
+            size = int(found_object["size"])
+            body = out[position : position + size]
+            position += size + 1  # every object's contents follow its header, blob or not
+            found[spec] = body if found_object["kind"] == b"blob" else None
         return found
 
     def overlays(self) -> list[tuple[str, str]]:
@@ -236,17 +235,16 @@ class DeploymentHistory:
         for path in listed.split("\0"):
             parts = path.split("/")
             named = len(parts) == 4 and parts[0] == "apps" and parts[2] == "overlays"
-            if named and NAME.fullmatch(parts[1]) and NAME.fullmatch(parts[3]):
+            if named and PROJECT.fullmatch(parts[1]) and PROJECT.fullmatch(parts[3]):
                 pairs.add((parts[1], parts[3]))
         return sorted(pairs)
 
-    def current(self, pairs: Iterable[tuple[str, str]], ref: str | None = None) -> list[Deployed]:
-        """What each (app, env) deploys at `ref` (the default branch's tip by default)."""
+    def current(self, pairs: Iterable[tuple[str, str]]) -> list[Deployed]:
+        """What each (app, env) deploys at the default branch's tip."""
         pairs = list(pairs)
-        if not pairs or self.empty:
+        if not pairs:
             return []
-        ref = ref or self.head
-        commit = self.repo.git("rev-parse", ref).stdout.strip()
+        commit = self.repo.git("rev-parse", self.head).stdout.strip()
         return self.at(((app, env, commit) for app, env in pairs))
 
     def at(self, where: Iterable[tuple[str, str, str]]) -> list[Deployed]:

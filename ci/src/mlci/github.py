@@ -15,6 +15,8 @@ from .errors import MlciError
 
 API_VERSION = "2022-11-28"
 DEFAULT_API = "https://api.github.com"
+OWNER_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+FORGES = ("github", "none")
 # GitHub refuses comment and pull request bodies longer than this.
 MAX_BODY = 65_536
 
@@ -56,7 +58,7 @@ class GitHub:
         if not token:
             raise MlciError("GITHUB_TOKEN is not set (nor GITHUB_TOKEN_FILE): the GitHub API needs a token")
         repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
+        if not OWNER_NAME.fullmatch(repository):
             raise MlciError(f"repository {repository!r} is not owner/name (give --repo or set GITHUB_REPOSITORY)")
         return cls(repository, token, os.environ.get("GITHUB_API_URL", DEFAULT_API).rstrip("/"))
 
@@ -115,3 +117,16 @@ def _message(raw: bytes) -> str:
         return "(no JSON message)"
     message = document.get("message", "") if isinstance(document, dict) else ""
     return str(message)[:300] or "(no message)"
+
+
+def forge_client(forge: str, repo: str) -> tuple[GitHub | None, str | None]:
+    """What --forge gives a command: GitHub's API client for the owner/name in --repo and the token git uses
+    too (both from the environment), or neither for --forge none."""
+    if forge not in FORGES:
+        raise MlciError(f"--forge {forge!r} is not one of {', '.join(FORGES)}")
+    if forge == "none":
+        return None, None
+    if not OWNER_NAME.fullmatch(repo):
+        raise MlciError(f"--forge github needs --repo as owner/name, not {repo!r}")
+    github = GitHub.from_environment(repo)
+    return github, github.token

@@ -23,7 +23,7 @@ from typing import Any
 from .deploy_pr import ENVIRONMENTS, DeployProposal, Outcome, deploy_pr
 from .deployments import Deployed, DeploymentHistory, section
 from .errors import MlciError
-from .github import environment_token
+from .github import forge_client
 
 RELEASE_TAG = re.compile(r"v\d+\.\d+\.\d+")
 
@@ -69,7 +69,6 @@ class Promotion:
 
     outcome: Outcome
     proposal: DeployProposal
-    staging: Deployed
     aliases: dict[str, str]
 
 
@@ -89,7 +88,7 @@ def promote(
         raise MlciError(f"--env {env!r}: promote moves a model from staging to production")
     commit = tagged_commit(tag, project)
     with tempfile.TemporaryDirectory(prefix="mlci-promote-") as scratch:
-        history = DeploymentHistory.clone(repo, Path(scratch), token_for(forge))
+        history = DeploymentHistory.clone(repo, Path(scratch), forge_client(forge, repo)[1])
         staging_path = f"apps/{app}/overlays/staging"
         changes = history.changes([staging_path]).get(staging_path, [])
         deployed = history.at((app, "staging", change.commit) for change in changes)
@@ -103,8 +102,6 @@ def promote(
         source.refuse_unless_verified(f"refusing to promote {tag}")
         if section(source.certificate, "git").get("dirty"):
             raise MlciError(f"refusing to promote {tag}: its certificate was made from a work tree with changes")
-        if not source.image or not source.digest:
-            raise MlciError(f"refusing to promote {tag}: {source.overlay} at {source.commit[:12]} pins no image digest")
         base = history.base_at(app, source.commit)
         staging_now = deployed[0] if deployed else None
     proposed = moved(source, env, base, "", f"Promote {app} {tag} (version {source.version}) to {env}", "promote")
@@ -118,7 +115,7 @@ def promote(
     aliases: dict[str, str] = {}
     if tracking_uri:
         aliases = move_aliases(tracking_uri, app, str(source.version), challenger)
-    return Promotion(outcome, proposed, source, aliases)
+    return Promotion(outcome, proposed, aliases)
 
 
 def registry_versions(tracking_uri: str, name: str, versions: list[str]) -> None:
@@ -141,12 +138,10 @@ def move_aliases(tracking_uri: str, name: str, champion: str, challenger: str | 
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        client.get_model_version(name, champion)
+    try:  # registry_versions checked both versions before the PR opened
         client.set_registered_model_alias(name, "champion", champion)
         moved = {"champion": champion}
         if challenger is not None:
-            client.get_model_version(name, challenger)
             client.set_registered_model_alias(name, "challenger", challenger)
             moved["challenger"] = challenger
         else:
@@ -165,7 +160,7 @@ def rollback(
     if env not in ENVIRONMENTS:
         raise MlciError(f"--env {env!r} is not one of {', '.join(ENVIRONMENTS)}")
     with tempfile.TemporaryDirectory(prefix="mlci-rollback-") as scratch:
-        history = DeploymentHistory.clone(repo, Path(scratch), token_for(forge))
+        history = DeploymentHistory.clone(repo, Path(scratch), forge_client(forge, repo)[1])
         path = f"apps/{app}/overlays/{env}"
         changes = history.changes([path]).get(path, [])
         if not changes:
@@ -187,8 +182,6 @@ def rollback(
             raise MlciError(f"{env} of {app} never ran {wanted}; its history holds: {seen}")
         target = candidates[0]
         target.refuse_unless_verified(f"refusing to roll back {app} in {env} to version {target.version}")
-        if not target.image or not target.digest:
-            raise MlciError(f"refusing to roll back: {target.overlay} at {target.commit[:12]} pins no image digest")
         base = history.base_at(app, target.commit)
     report = (
         f"{env} runs version {current.version} now; this returns it to version {target.version}, "
@@ -219,7 +212,3 @@ def moved(
         kind=kind,
         command=command,
     )
-
-
-def token_for(forge: str) -> str | None:
-    return environment_token() if forge == "github" else None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,9 +26,7 @@ from typing import Any
 
 from .deploy_pr import DeploymentRepo, repo_url
 from .errors import MlciError
-from .github import GitHub, environment_token, fit_body
-
-OWNER_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+from .github import OWNER_NAME, GitHub, fit_body, forge_client
 
 
 @dataclass(frozen=True)
@@ -139,12 +136,7 @@ def retrain_pr(
     log: Callable[[str], None] = print,
 ) -> Proposed:
     """Commit the retrained dvc.lock on a new branch, push it, and open its pull request (forge github)."""
-    if forge not in ("github", "none"):
-        raise MlciError(f"--forge {forge!r} is not one of github, none")
-    if forge == "github" and not OWNER_NAME.fullmatch(repo):
-        raise MlciError(f"--forge github needs --repo as owner/name, not {repo!r}")
-    token = environment_token() if forge == "github" else None
-    github = GitHub.from_environment(repo) if forge == "github" else None
+    github, token = forge_client(forge, repo)
     git = DeploymentRepo(repo_url(repo), project.parent, token, path=project)  # git in the project's checkout
     missing = [path for path in paths if not (project / path).is_file()]
     if missing:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .deployments import Change, Deployed, DeploymentHistory, section
 from .errors import MlciError
-from .github import GitHub, environment_token
+from .github import GitHub, forge_client
 
 FORMATS = ("table", "json", "markdown")
 RECENT_DAYS = 30
@@ -122,8 +122,13 @@ def collect(
         by_env = {row["env"]: row for row in entry["environments"]}
         production, staging = by_env.get("production"), by_env.get("staging")
         entry["champion"] = _standing(production)
-        # a challenger challenges a champion: staging running another version than production
-        challenging = staging and production and staging["version"] != production["version"]
+        # a challenger challenges a champion: staging running another, certified, version than production
+        challenging = (
+            staging is not None
+            and production is not None
+            and staging["certificate"] == "verified"
+            and staging["version"] != production["version"]
+        )
         entry["challenger"] = _standing(staging) if challenging else None
         entry["challenger_evaluated"] = (staging or {}).get("champion_gate")
     rows = [row for entry in apps.values() for row in entry["environments"]]
@@ -256,14 +261,11 @@ class StatusRun:
     text: str
 
 
-def status(repo: str, forge: str, form: str, log: Callable[[str], None] = print) -> StatusRun:
+def status(repo: str, forge: str, form: str) -> StatusRun:
     """Clone the deployment repo (bare), read it, render it."""
     if form not in FORMATS:
         raise MlciError(f"--format {form!r} is not one of {', '.join(FORMATS)}")
-    if forge not in ("github", "none"):
-        raise MlciError(f"--forge {forge!r} is not one of github, none")
-    github = GitHub.from_environment(repo) if forge == "github" else None
-    token = environment_token() if forge == "github" else None
+    github, token = forge_client(forge, repo)
     with tempfile.TemporaryDirectory(prefix="mlci-status-") as scratch:
         history = DeploymentHistory.clone(repo, Path(scratch), token)
         found = collect(history, repo, github)
