@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bakery import bake, run  # noqa: E402
-from mlci.deploy_pr import DeployProposal  # noqa: E402
+from mlci.gitops.proposal import DeployProposal  # noqa: E402
 
 APPS = int(os.environ.get("BENCH_APPS", "1000"))
 KUBECTL = str(ROOT / ".venv-tools" / "bin" / "kubectl")
@@ -56,7 +56,7 @@ def seeded_repo(scratch: Path, base: dict[str, bytes]) -> Path:
 def certified_project(scratch: Path) -> Path:
     """A baked project with a packaged model, its passing certificate and its deploy/ base."""
     sys.path.insert(0, str(ROOT / "ci" / "tests"))
-    from mlci.certificate import SCHEMA_VERSION
+    from mlci.certify.certificate import SCHEMA_VERSION
     from mlci.package import package
     from models import save_sklearn_forest
 

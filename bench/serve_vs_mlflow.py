@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ci" / "tests"))
 
+from mlci.certify.process import ServerProcess, free_port  # noqa: E402
 from mlci.package import package  # noqa: E402
-from mlci.process import ServerProcess, free_port  # noqa: E402
 from models import save_sklearn_forest  # noqa: E402
 
 CONNECTIONS = 8

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 APPS = int(os.environ.get("BENCH_APPS", "1000"))
 sys.path.insert(0, str(ROOT / "ci" / "src"))
-from mlci.deploy_pr import DeployProposal  # noqa: E402
+from mlci.gitops.proposal import DeployProposal  # noqa: E402
 
 MLCI = str(Path(sys.executable).with_name("mlci"))
 ENVS = ("staging", "production")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from mlci.process import ServerProcess, free_port
+from mlci.certify.process import ServerProcess, free_port
 
 
 @dataclass(frozen=True)

@@ -251,7 +251,7 @@ def serve_once(project: Path) -> dict[str, object]:
 
     import pandas as pd
 
-    from mlci.process import ServerProcess, free_port
+    from mlci.certify.process import ServerProcess, free_port
 
     test = pd.read_parquet(project / "data" / "prepared" / "test.parquet")
     target = json.loads((project / "models" / "model_info.json").read_text())

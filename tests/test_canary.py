@@ -13,7 +13,7 @@ import pytest
 from canary import Server, fleet, save_candidate, success
 
 from bakery import bake, run
-from mlci.process import get
+from mlci.certify.process import get
 
 pytestmark = pytest.mark.slow
 

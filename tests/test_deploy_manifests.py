@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from bakery import TEMPLATE, bake, run
-from mlci.deploy_pr import DeployProposal
+from mlci.gitops.proposal import DeployProposal
 
 TOOLS = Path(os.environ.get("MLOPS_TEMPLATE_TOOLS", TEMPLATE / ".venv-tools" / "bin"))
 NODE_MODULES = TEMPLATE / "node_modules"

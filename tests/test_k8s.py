@@ -13,7 +13,7 @@ import yaml
 from test_deploy_manifests import kustomize, restricted_violations, schema_failures, tool
 
 from bakery import TEMPLATE, bake, run
-from mlci.deploy_pr import DeployProposal
+from mlci.gitops.proposal import DeployProposal
 
 K8S = TEMPLATE / "k8s"
 FOLDERS = ["argocd", "argo-rollouts", "runners", "mlflow"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import textwrap
 import urllib.request
@@ -122,7 +123,7 @@ class PipelineContract:
     import json
     from pathlib import Path
     import pandas as pd
-    from mlci.parity import check_parity
+    from mlci.packaging.parity import check_parity
     test = pd.read_parquet("data/prepared/test.parquet").drop(columns=["target"])
     result = check_parity(Path("models/serving"), Path("models/model"), test, tolerance=1e-5)
     print(json.dumps({"rows": result.rows, "max_abs_diff": result.max_abs_diff}))
@@ -132,7 +133,7 @@ class PipelineContract:
         assert parity["max_abs_diff"] <= 1e-5
 
     def test_mlci_serves_the_packaged_model(self, project, tmp_path):
-        from mlci.process import ServerProcess, free_port
+        from mlci.certify.process import ServerProcess, free_port
 
         port = free_port()
         mlci = str(project.root / ".venv" / "bin" / "mlci")
@@ -153,7 +154,8 @@ class PipelineContract:
                 metrics = response.read().decode()
         assert server.process.returncode == 0
         assert len(predictions) == len(rows)
-        assert f"mlci_drift_window_rows {len(rows)}" in metrics
+        window = re.search(r"^mlci_drift_window_rows (\S+)$", metrics, re.MULTILINE)
+        assert window is not None and float(window[1]) == len(rows)
         info = json.loads((project.root / "models" / "model_info.json").read_text())
         assert f'version="{info["version"]}"' in metrics
 
@@ -283,7 +285,7 @@ def changed_params(project: Project, replacements: dict[str, str]) -> Iterator[N
 
 
 def manifest_sha256(path: Path) -> str:
-    from mlci.manifest import artifact_sha256
+    from mlci.model.manifest import artifact_sha256
 
     return artifact_sha256(path)
 

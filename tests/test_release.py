@@ -16,8 +16,9 @@ import pytest
 import yaml
 from gitops import commit_on_main, git, init_deployment_repo, merge
 
-from mlci.certificate import SCHEMA_VERSION
-from mlci.deploy_pr import DeployProposal, deploy_pr
+from mlci.certify.certificate import SCHEMA_VERSION
+from mlci.gitops.deploy_pr import deploy_pr
+from mlci.gitops.proposal import DeployProposal
 
 APP = "tumor-classifier"
 IMAGE = f"ghcr.io/my-org/{APP}"
@@ -280,7 +281,7 @@ def test_status_of_an_empty_deployment_repo_and_bad_options(world, tmp_path):
     done = world.mlci("status", "--repo", str(world.deployments))
     assert done.returncode == 0 and "0 of 0 apps live" in done.stdout
     bad = world.mlci("status", "--repo", str(world.deployments), "--format", "yaml")
-    assert bad.returncode == 2 and "--format 'yaml' is not one of table, json, markdown" in bad.stderr
+    assert bad.returncode == 2 and "Invalid value for '--format': 'yaml' is not one of 'table', 'json', 'markdown'" in bad.stderr
     nowhere = world.mlci("status", "--repo", str(tmp_path / "missing.git"))
     assert nowhere.returncode == 2 and "git clone failed for the deployment repo" in nowhere.stderr
 

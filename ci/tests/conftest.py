@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -12,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from mlci.manifest import ServedModel
+from mlci.certify.process import ServerProcess, free_port
+from mlci.model.manifest import ServedModel
 from mlci.package import package
-from mlci.process import ServerProcess, free_port
 from models import save_sklearn_forest
 
 MLCI = str(Path(sys.executable).parent / "mlci")
@@ -80,13 +81,40 @@ class Server:
         status, body, _ = self.request("GET", path)
         return status, body
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self) -> Series:
         """The /metrics exposition as {series with labels: value}."""
         status, body = self.get("/metrics")
         assert status == 200
-        series = {}
+        series = Series()
         for line in body.decode().splitlines():
             if line and not line.startswith("#"):
                 name, value = line.rsplit(" ", 1)
                 series[name] = float(value)
         return series
+
+
+LABEL = re.compile(r'([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"')
+
+
+def canonical(series: str) -> str:
+    """A series name with its labels in sorted order: the exposition format gives their order no meaning."""
+    name, _, labels = series.partition("{")
+    if not labels:
+        return name
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(LABEL.findall(labels))) + "}"
+
+
+class Series(dict[str, float]):
+    """Series by name and labels, found whatever order a key gives the labels in."""
+
+    def __setitem__(self, key: str, value: float) -> None:
+        super().__setitem__(canonical(key), value)
+
+    def __getitem__(self, key: str) -> float:
+        return super().__getitem__(canonical(key))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(canonical(key))
+
+    def get(self, key: str, default: float | None = None) -> float | None:  # type: ignore[override]
+        return super().get(canonical(key), default)

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from mlci.app import Limits, ServingApp
-from mlci.metrics import Layout, ServerMetrics, shared_slab
-from mlci.payload import Batch
+from mlci.serving.app import Limits, ServingApp
+from mlci.serving.dataplane import Batch
+from mlci.serving.metrics import Layout, ServerMetrics, shared_slab
 
 
 class Gate:

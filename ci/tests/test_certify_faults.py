@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlci import certify, config
-from mlci.process import ServerProcess, free_port
+from mlci.certify import config
+from mlci.certify import run as certify
+from mlci.certify.process import ServerProcess, free_port
 
 CONFIG = """
 gates:

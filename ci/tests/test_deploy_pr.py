@@ -12,8 +12,8 @@ import pytest
 import yaml
 from github_replay import Reply, recorded, replay
 
-from mlci.certificate import SCHEMA_VERSION
-from mlci.manifest import ServedModel
+from mlci.certify.certificate import SCHEMA_VERSION
+from mlci.model.manifest import ServedModel
 
 IMAGE = "ghcr.io/my-org/{project}@sha256:{digest}"
 TOKEN = "ghs_recordedDeployToken0123456789"

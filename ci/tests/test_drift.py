@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from mlci.drift import Baseline, DriftWindow, bin_indices, feature_baseline, psi
+from mlci.drift import feature_baseline
 from mlci.errors import ModelError
+from mlci.model.baseline import Baseline, bin_indices
+from mlci.serving.drift import DriftWindow, psi
 
 
 def _baseline(matrix, bins=10):

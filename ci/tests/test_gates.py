@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from mlci import config
-from mlci.certificate import verdict as overall
+from mlci.certify import config
+from mlci.certify.certificate import verdict as overall
+from mlci.certify.gates import champion, data, parity, quality, reproducibility, robustness, serving
 from mlci.errors import MlciError
-from mlci.gates import champion, data, parity, quality, reproducibility, robustness, serving
-from mlci.parity import ParityResult
+from mlci.packaging.parity import ParityResult
 
 BOUNDS = {"accuracy": config.Bound(min=0.9), "log_loss": config.Bound(max=0.3)}
 
@@ -99,7 +99,7 @@ def test_the_good_config_loads_with_defaults(tmp_path: Path):
 
 
 def test_a_metric_bounded_from_above_or_named_a_loss_is_better_lower():
-    from mlci.certify import higher_is_better
+    from mlci.certify.run import higher_is_better
 
     assert higher_is_better("accuracy", BOUNDS) and not higher_is_better("log_loss", BOUNDS)
     assert not higher_is_better("val_loss", {}) and not higher_is_better("rmse", {})

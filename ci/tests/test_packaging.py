@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from mlci import manifest
 from mlci.errors import ModelError
+from mlci.model import manifest
 from mlci.package import package
-from mlci.parity import check_parity, compare
+from mlci.packaging.parity import check_parity, compare
 from models import breast_cancer_frame, save_sklearn_forest
 
 

@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from mlci.payload import RequestError, RequestParser
-from mlci.schema import Feature, InputSchema
+from mlci.model.schema import Feature, InputSchema
+from mlci.serving.dataplane import RequestError
+from mlci.serving.invocations import InvocationsParser
+from mlci.serving.v2 import V2Parser
 
 NUMBERS = InputSchema((Feature("a", "double"), Feature("b", "double"), Feature("c", "double")), "columns", "float64")
 MIXED = InputSchema(
@@ -25,7 +27,7 @@ ROWS = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.5]]
 
 def parse(document, schema=NUMBERS, content_type="application/json", max_rows=100):
     body = document if isinstance(document, bytes) else json.dumps(document).encode()
-    return RequestParser(schema, max_rows).invocations(body, content_type)
+    return InvocationsParser(schema, max_rows).parse(body, content_type)
 
 
 def refused(document, schema=NUMBERS, content_type="application/json", max_rows=100) -> RequestError:
@@ -142,7 +144,7 @@ def test_unknown_content_types_get_415():
 
 def v2(inputs, schema=NUMBERS, **extra):
     body = json.dumps({"inputs": inputs, **extra}).encode()
-    return RequestParser(schema, 100).v2_infer(body)
+    return V2Parser(schema, 100).parse(body)
 
 
 def test_v2_takes_one_tensor_per_column_or_one_matrix_named_input():

@@ -8,8 +8,8 @@ import sys
 import pytest
 from github_replay import Reply, recorded, replay
 
-from mlci.github import MAX_BODY
-from mlci.pr_comment import comment_body, marker
+from mlci.gitops.github import MAX_BODY
+from mlci.gitops.pr_comment import comment_body, marker
 
 REPO = "octocat/Hello-World"
 TOKEN = "ghs_recordedTestToken0123456789"

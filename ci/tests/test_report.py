@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mlci import report
+from mlci.certify import report
 
 CERTIFICATE = {
     "verdict": "fail",

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from github_replay import Reply, recorded, replay
 
-from mlci.process import ServerProcess, free_port
+from mlci.certify.process import ServerProcess, free_port
 
 TOKEN = "ghs_recordedRetrainToken0123456789"
 DISPATCH = ("POST", "/repos/my-org/tumor-classifier/dispatches")

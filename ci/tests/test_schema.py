@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mlci.errors import ModelError
-from mlci.schema import from_signature
+from mlci.model.schema import from_signature
 
 
 def test_column_signature_keeps_names_types_and_order():

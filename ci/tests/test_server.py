@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import MLCI, Server, start_server
 
-from mlci.process import free_port
+from mlci.certify.process import free_port
 from models import breast_cancer_frame
 
 FRAME = breast_cancer_frame()
@@ -234,7 +234,7 @@ def test_a_port_in_use_is_a_clear_error(forest_package):
 
 def test_serving_an_mlflow_directory_packages_it_first(forest_dir, tmp_path):
     port = free_port()
-    from mlci.process import ServerProcess
+    from mlci.certify.process import ServerProcess
 
     with ServerProcess(
         [MLCI, "serve", str(forest_dir), "--port", str(port), "--version", "3"],
@@ -255,7 +255,7 @@ def test_bad_options_are_refused(forest_package):
     done = subprocess.run(
         [MLCI, "serve", str(forest_package.directory), "--runtime", "tensorrt"], capture_output=True, text=True
     )
-    assert done.returncode == 2 and "--runtime 'tensorrt' is not one of auto, onnx, pyfunc" in done.stderr
+    assert done.returncode == 2 and "Invalid value for '--runtime': 'tensorrt' is not one of 'auto', 'onnx', 'pyfunc'" in done.stderr
     done = subprocess.run(
         [MLCI, "serve", str(forest_package.directory), "--version", "9"], capture_output=True, text=True
     )
@@ -265,7 +265,7 @@ def test_bad_options_are_refused(forest_package):
 def test_a_model_that_fails_to_load_stops_the_server(forest_package, tmp_path):
     import shutil
 
-    from mlci.manifest import artifact_sha256
+    from mlci.model.manifest import artifact_sha256
 
     broken = tmp_path / "broken"
     shutil.copytree(forest_package.directory, broken)

@@ -6,7 +6,7 @@ from skl2onnx import to_onnx
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
 
-from mlci.tree_precision import match_sklearn_trees
+from mlci.packaging.sklearn_onnx import match_sklearn_trees
 
 
 def _on_thresholds(forest, features: np.ndarray, rows: int) -> np.ndarray:

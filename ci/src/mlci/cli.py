@@ -6,13 +6,15 @@ import logging
 import os
 import sys
 import tempfile
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
 from . import __version__
 from .errors import MlciError
+from .files import write_atomic
 
 app = typer.Typer(
     add_completion=False,
@@ -21,8 +23,43 @@ app = typer.Typer(
     help="Package, serve and certify models of projects made from the MLOps template.",
 )
 
-Runtime = Literal["auto", "onnx", "pyfunc"]
+
+class Runtime(StrEnum):
+    """What serves the model: auto is ONNX when the export matches the model, else the MLflow pyfunc."""
+
+    auto = "auto"
+    onnx = "onnx"
+    pyfunc = "pyfunc"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class Forge(StrEnum):
+    """github: push and open or update the pull request through GitHub's API; none: only push."""
+
+    github = "github"
+    none = "none"
+
+
+class Environment(StrEnum):
+    staging = "staging"
+    production = "production"
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
 RUNTIME_HELP = "auto: ONNX when the export matches the model, else the MLflow pyfunc"
+FORGE_HELP = "github: push and open or update the PR; none: only push"
+REPO_HELP = "Deployment repo: owner/name on GitHub, or a git URL or path"
 
 
 @app.command()
@@ -31,15 +68,13 @@ def package(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the packaged model to")],
     name: Annotated[str | None, typer.Option(help="Model name (default: registry name or metadata)")] = None,
     version: Annotated[str | None, typer.Option(help="Model version (default: the registry's)")] = None,
-    runtime: Annotated[str, typer.Option(help=RUNTIME_HELP)] = "auto",
+    runtime: Annotated[Runtime, typer.Option(help=RUNTIME_HELP)] = Runtime.auto,
     tolerance: Annotated[float, typer.Option(help="Largest |difference| allowed between ONNX and the model")] = 1e-5,
 ) -> None:
     """Export a model for serving (ONNX when possible) and check it predicts what the model predicts."""
-    from .package import package as run_package
+    from .packaging.package import package as run_package
 
-    served = run_package(
-        model, out, name=name, version=version, runtime=_runtime(runtime), tolerance=tolerance, log=_say
-    )
+    served = run_package(model, out, name=name, version=version, runtime=runtime.value, tolerance=tolerance, log=_say)
     _say(f"package: {served.name} version {served.version} -> {out} ({served.runtime}, sha256 {served.sha256})")
 
 
@@ -54,21 +89,19 @@ def serve(
     max_rows: Annotated[int, typer.Option(help="Most rows in one request", min=1)] = 10_000,
     drift_window: Annotated[int, typer.Option(help="Rows in each worker's drift window", min=1)] = 1000,
     graceful_timeout: Annotated[int, typer.Option(help="Seconds to drain requests on SIGTERM", min=0)] = 30,
-    runtime: Annotated[str, typer.Option(help=RUNTIME_HELP)] = "auto",
+    runtime: Annotated[Runtime, typer.Option(help=RUNTIME_HELP)] = Runtime.auto,
     name: Annotated[str | None, typer.Option(help="Model name when packaging here")] = None,
     version: Annotated[str | None, typer.Option(help="Model version when packaging here")] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="How much the server logs")] = LogLevel.info,
 ) -> None:
     """Serve a model over HTTP: /invocations, the v2 inference protocol, health, readiness and /metrics."""
-    from . import manifest
-    from .app import Limits
-    from .server import ServeOptions
-    from .server import serve as run_server
+    from .model import manifest
+    from .serving.app import Limits
+    from .serving.server import ServeOptions
+    from .serving.server import serve as run_server
 
-    chosen = _runtime(runtime)
-    if log_level not in ("debug", "info", "warning", "error"):
-        raise MlciError(f"--log-level {log_level!r} is not one of debug, info, warning, error")
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    chosen = runtime.value
+    logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = ServeOptions(
         host=host,
         port=port,
@@ -77,14 +110,14 @@ def serve(
         limits=Limits(max_body_bytes, max_rows),
         drift_window=drift_window,
         graceful_timeout=graceful_timeout,
-        log_level=log_level,
+        log_level=log_level.value,
     )
     path = Path(model)
     if path.is_dir() and manifest.is_packaged(path):
         if name or version or chosen != "auto":
             raise MlciError(f"{model} is already packaged: --name, --version and --runtime apply only when packaging")
         raise typer.Exit(run_server(manifest.load(path), options))
-    from .package import package as run_package
+    from .packaging.package import package as run_package
 
     with tempfile.TemporaryDirectory(prefix="mlci-serve-") as scratch:
         served = run_package(model, Path(scratch) / "package", name=name, version=version, runtime=chosen, log=_say)
@@ -104,8 +137,8 @@ def certify(
     artifact: Annotated[Path | None, typer.Argument(help="With --verify: the packaged model to check")] = None,
 ) -> None:
     """Run every certification gate; exit 0 when all pass, 1 when any fails, 2 when one could not run."""
-    from . import certificate
-    from .certify import certify as run_certify
+    from .certify import certificate
+    from .certify.run import certify as run_certify
 
     if verify is not None:
         if artifact is None:
@@ -134,7 +167,7 @@ def pr_comment(
     ),
 ) -> None:
     """Post a report on a pull request as one comment that later runs edit (token: $GITHUB_TOKEN)."""
-    from .pr_comment import post_report
+    from .gitops.pr_comment import post_report
 
     posted = post_report(report, pr, repo, topic)
     typer.echo(f"pr-comment: {posted.action} comment {posted.comment_id} {posted.url}".rstrip())
@@ -142,33 +175,31 @@ def pr_comment(
 
 @app.command("deploy-pr")
 def deploy_pr(
-    env: Annotated[str, typer.Option(help="staging or production")],
+    env: Annotated[Environment, typer.Option(help="The environment proposed to")],
     image: Annotated[str, typer.Option(help="The serving image, pinned by digest: name@sha256:...")],
+    repo: Annotated[str, typer.Option(help=REPO_HELP)],
     certificate: Annotated[Path, typer.Option(help="certificate.json of the model in the image")] = Path(
         "reports/certification/certificate.json"
     ),
-    repo: Annotated[str, typer.Option(help="Deployment repo: owner/name on GitHub, or a git URL or path")] = "",
-    forge: Annotated[str, typer.Option(help="github: push and open or update the PR; none: only push")] = "github",
+    forge: Annotated[Forge, typer.Option(help=FORGE_HELP)] = Forge.github,
     model: Annotated[Path, typer.Option(help="The packaged model the certificate certifies")] = Path("models/serving"),
     deploy_dir: Annotated[Path, typer.Option("--deploy-dir", help="The project's kustomize base")] = Path("deploy"),
     report: Annotated[Path | None, typer.Option(help="The PR body (default: report.md beside the certificate)")] = None,
 ) -> None:
     """Propose a certified model to the deployment repo as one PR per project and env (token: $GITHUB_TOKEN)."""
-    from .deploy_pr import deploy_pr as run_deploy_pr
-    from .deploy_pr import proposal
+    from .gitops.deploy_pr import deploy_pr as run_deploy_pr
+    from .gitops.proposal import proposal
 
-    if not repo:
-        raise MlciError("--repo is required: the deployment repo as owner/name, a git URL or a path")
-    proposed = proposal(env, image, certificate, model, deploy_dir, report)
-    _report_outcome("deploy-pr", run_deploy_pr(proposed, repo, forge, log=_say))
+    proposed = proposal(env.value, image, certificate, model, deploy_dir, report)
+    _report_outcome("deploy-pr", run_deploy_pr(proposed, repo, forge.value, log=_say))
 
 
 @app.command()
 def promote(
     tag: Annotated[str, typer.Option(help="The release tag vX.Y.Z whose commit is promoted")],
-    env: Annotated[str, typer.Option(help="The environment promoted to")] = "production",
-    repo: Annotated[str, typer.Option(help="Deployment repo: owner/name on GitHub, or a git URL or path")] = "",
-    forge: Annotated[str, typer.Option(help="github: push and open or update the PR; none: only push")] = "github",
+    repo: Annotated[str, typer.Option(help=REPO_HELP)],
+    env: Annotated[Environment, typer.Option(help="The environment promoted to")] = Environment.production,
+    forge: Annotated[Forge, typer.Option(help=FORGE_HELP)] = Forge.github,
     app_name: Annotated[str | None, typer.Option("--app", help="The app (default: pyproject.toml's name)")] = None,
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow registry whose aliases move (default: $MLFLOW_TRACKING_URI)")
@@ -176,14 +207,14 @@ def promote(
     registry: Annotated[bool, typer.Option(help="--no-registry: move no MLflow alias")] = True,
 ) -> None:
     """Promote the model certified at a release tag's commit: the production PR, then the MLflow aliases."""
-    from .promotion import promote as run_promote
+    from .gitops.promotion import promote as run_promote
 
     uri = None
     if registry:
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         if not uri:
             raise MlciError("no MLflow registry: set MLFLOW_TRACKING_URI or --tracking-uri, or pass --no-registry")
-    done = run_promote(tag, env, _required_repo(repo), forge, _app(app_name), Path.cwd(), uri, log=_say)
+    done = run_promote(tag, env.value, repo, forge.value, _app(app_name), Path.cwd(), uri, log=_say)
     _report_outcome("promote", done.outcome)
     moved = ", ".join(f"{alias} -> version {version}" for alias, version in done.aliases.items())
     typer.echo(f"promote: {done.proposal.title}" + (f"; MLflow aliases: {moved}" if moved else ""))
@@ -191,17 +222,17 @@ def promote(
 
 @app.command()
 def rollback(
-    env: Annotated[str, typer.Option(help="The environment to roll back")] = "production",
+    repo: Annotated[str, typer.Option(help=REPO_HELP)],
+    env: Annotated[Environment, typer.Option(help="The environment to roll back")] = Environment.production,
     to: Annotated[str, typer.Option(help="The version to return to (empty: the previous one)")] = "",
-    repo: Annotated[str, typer.Option(help="Deployment repo: owner/name on GitHub, or a git URL or path")] = "",
-    forge: Annotated[str, typer.Option(help="github: push and open or update the PR; none: only push")] = "github",
+    forge: Annotated[Forge, typer.Option(help=FORGE_HELP)] = Forge.github,
     app_name: Annotated[str | None, typer.Option("--app", help="The app (default: pyproject.toml's name)")] = None,
 ) -> None:
     """One PR that returns an environment to a version it ran before, once that version's certificate verifies."""
-    from .promotion import rollback as run_rollback
+    from .gitops.promotion import rollback as run_rollback
 
     outcome, proposed, current, target = run_rollback(
-        env, to.strip() or None, _required_repo(repo), forge, _app(app_name), log=_say
+        env.value, to.strip() or None, repo, forge.value, _app(app_name), log=_say
     )
     _report_outcome("rollback", outcome)
     typer.echo(f"rollback: {proposed.title} (from version {current.version})")
@@ -209,29 +240,28 @@ def rollback(
 
 @app.command()
 def status(
-    repo: Annotated[str, typer.Option(help="Deployment repo: owner/name on GitHub, or a git URL or path")] = "",
-    forge: Annotated[str, typer.Option(help="github: also list open PRs through the API; none: git only")] = "none",
-    output_format: Annotated[str, typer.Option("--format", help="table, json or markdown")] = "table",
+    repo: Annotated[str, typer.Option(help=REPO_HELP)],
+    forge: Annotated[
+        Forge, typer.Option(help="github: also list open PRs through its API; none: git only")
+    ] = Forge.none,
+    output_format: Annotated[Format, typer.Option("--format", help="How the status is written")] = Format.table,
     out: Annotated[Path | None, typer.Option(help="Write the status here instead of printing it")] = None,
 ) -> None:
     """Every app and environment in the deployment repo: what runs, certified how, trained and approved when."""
-    from .status import status as run_status
+    from .gitops.status import status as run_status
 
-    done = run_status(_required_repo(repo), forge, output_format)
+    done = run_status(repo, forge.value, output_format.value)
     if out is None:
         typer.echo(done.text, nl=False)
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")
-        partial.write_text(done.text)
-        partial.replace(out)
+        write_atomic(out, done.text)
         _say(f"status: wrote {out}")
 
 
 @app.command("retrain-pr")
 def retrain_pr(
-    repo: Annotated[str, typer.Option(help="The project's repo: owner/name on GitHub, or a git URL or path")] = "",
-    forge: Annotated[str, typer.Option(help="github: push and open the PR; none: only push")] = "github",
+    repo: Annotated[str, typer.Option(help="The project's repo: owner/name on GitHub, or a git URL or path")],
+    forge: Annotated[Forge, typer.Option(help="github: push and open the PR; none: only push")] = Forge.github,
     reason: Annotated[str, typer.Option(help="Why it retrained (the PR's title)")] = "scheduled retraining",
     report: Annotated[Path, typer.Option(help="The PR body")] = Path("reports/certification/report.md"),
     base: Annotated[
@@ -239,12 +269,10 @@ def retrain_pr(
     ] = None,
 ) -> None:
     """Propose a retraining run's dvc.lock to the project as a PR (body: the certification report)."""
-    from .retrain import retrain_pr as run_retrain_pr
+    from .gitops.retrain import retrain_pr as run_retrain_pr
 
     base = base or os.environ.get("GITHUB_REF_NAME") or "main"
-    done = run_retrain_pr(
-        Path.cwd(), _required_repo(repo), forge, reason.strip() or "retraining", report, base, log=_say
-    )
+    done = run_retrain_pr(Path.cwd(), repo, forge.value, reason.strip() or "retraining", report, base, log=_say)
     typer.echo(done.message)
 
 
@@ -264,7 +292,7 @@ def retrain_trigger(
     """Send repository_dispatch once per activation of a drift alert in a namespace (token: $GITHUB_TOKEN)."""
     from datetime import datetime
 
-    from .retrain import retrain_trigger as run_trigger
+    from .gitops.retrain import retrain_trigger as run_trigger
 
     when = None
     if at is not None:
@@ -276,15 +304,9 @@ def retrain_trigger(
     typer.echo(f"retrain-trigger: {len(fresh)} new {alert} alert(s) in {namespace}")
 
 
-def _required_repo(repo: str) -> str:
-    if not repo:
-        raise MlciError("--repo is required: the deployment repo as owner/name, a git URL or a path")
-    return repo
-
-
 def _app(name: str | None) -> str:
     """--app, or the project's name from pyproject.toml in the working directory."""
-    from .deploy_pr import PROJECT
+    from .gitops.proposal import PROJECT
 
     if name:
         if not PROJECT.fullmatch(name):
@@ -315,19 +337,22 @@ def show_version() -> None:
     typer.echo(__version__)
 
 
-def _runtime(value: str) -> Runtime:
-    if value not in ("auto", "onnx", "pyfunc"):
-        raise MlciError(f"--runtime {value!r} is not one of auto, onnx, pyfunc")
-    return value  # type: ignore[return-value]
-
-
 def _say(message: str) -> None:
     typer.echo(message, err=True)
 
 
 def main() -> None:
+    """Run a command; every error a user can fix, a bad option included, is one line `mlci: error: ...`, status 2."""
     try:
-        app()
+        code = app(sys.argv[1:] or ["--help"], prog_name="mlci", standalone_mode=False)
+    except typer.Abort:
+        typer.echo("mlci: aborted", err=True)
+        sys.exit(1)
+    except typer.TyperException as error:  # typer's checks of the options: a missing one, a value not a choice
+        message = error.format_message().replace("Value error, ", "")  # typer passes on pydantic's prefix
+        typer.echo(f"mlci: error: {message}", err=True)
+        sys.exit(error.exit_code)
     except MlciError as error:
         typer.echo(f"mlci: error: {error}", err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

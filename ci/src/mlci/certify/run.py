@@ -1,0 +1,232 @@
+"""`mlci certify`: measure every enabled gate, then write certificate.json and report.md.
+
+Measuring (processes, load, git, DVC, MLflow) happens here; the verdicts are the gates' pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import MlciError
+from ..files import write_atomic
+from ..git import Git
+from ..model import manifest
+from . import certificate, config, report
+from .gates import GateResult, champion, data, error, parity, quality, reproducibility, robustness, serving
+from .process import ServerProcess, free_port
+
+ORDER = ("data", "quality", "champion", "serving", "robustness", "parity", "reproducibility")
+
+
+@dataclass
+class Measurements:
+    """What the gates measured that the report shows besides their verdicts."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    champion: dict[str, float] | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    certificate: dict[str, Any]
+    certificate_path: Path
+    report_path: Path
+
+
+def certify(config_path: Path, out: Path, project: Path, log: Callable[[str], None]) -> Outcome:
+    settings = config.load(config_path)
+    served = manifest.load(project / settings.serving)
+    gates = settings.gates
+    seen = Measurements()
+    results: list[GateResult] = []
+    disabled = [name for name in ORDER if not getattr(gates, name).enabled]
+    needs_server = gates.serving.enabled or gates.robustness.enabled
+    server = _start(served, out) if needs_server else None
+    try:
+        for name in ORDER:
+            if name in disabled:
+                continue
+            try:
+                result = MEASURES[name](settings, served, project, server, seen)
+            except Exception as failure:  # a gate that cannot run is an error, not a crash of the others
+                result = error(name, f"{type(failure).__name__}: {failure}")
+            log(f"certify: {name}: {result.status}: {result.reason}")
+            results.append(result)
+    finally:
+        if server is not None:
+            server.stop()
+    out.mkdir(parents=True, exist_ok=True)
+    document = certificate.build(results, served, project, disabled)
+    certificate_path = out / "certificate.json"
+    write_atomic(certificate_path, json.dumps(document, indent=2, default=str) + "\n")
+    thresholds = {n: quality.bound_text(b) for n, b in gates.quality.thresholds.items()}
+    report_path = report.write(
+        out, document, seen.metrics, thresholds, seen.champion, seen.latencies_ms, project / "plots" / "roc.csv"
+    )
+    if report.append_to_job_summary(report_path, os.environ.get("GITHUB_STEP_SUMMARY")):
+        log("certify: report appended to the job summary")
+    return Outcome(document, certificate_path, report_path)
+
+
+def _start(served: manifest.ServedModel, out: Path) -> ServerProcess:
+    port = free_port()
+    mlci = str(Path(sys.executable).parent / "mlci")
+    command = [mlci, "serve", str(served.directory), "--port", str(port), "--log-level", "warning"]
+    out.mkdir(parents=True, exist_ok=True)
+    return ServerProcess(command, f"http://127.0.0.1:{port}/readyz", out / "serve.log").start(timeout=120)
+
+
+def _data(settings: config.Certification, served: Any, project: Path, server: Any, seen: Measurements) -> GateResult:
+    command = settings.gates.data.command
+    done = subprocess.run(shlex.split(command), cwd=project, capture_output=True, text=True, timeout=1800)
+    return data.verdict(command, done.returncode, done.stdout + done.stderr)
+
+
+def _metrics(settings: config.Certification, project: Path) -> dict[str, float]:
+    path = project / settings.gates.quality.metrics
+    try:
+        return {k: float(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError) as failure:
+        raise MlciError(f"{path} is unreadable: {failure}") from None
+
+
+def _quality(settings: config.Certification, served: Any, project: Path, server: Any, seen: Measurements) -> GateResult:
+    seen.metrics = _metrics(settings, project)
+    return quality.verdict(seen.metrics, settings.gates.quality.thresholds)
+
+
+def _champion(
+    settings: config.Certification, served: Any, project: Path, server: Any, seen: Measurements
+) -> GateResult:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    gate = settings.gates.champion
+    candidate = seen.metrics or _metrics(settings, project)
+    try:
+        holder = mlflow.MlflowClient().get_model_version_by_alias(served.name, gate.alias)
+    except MlflowException as failure:
+        if failure.error_code != "RESOURCE_DOES_NOT_EXIST" and "not found" not in failure.message.lower():
+            raise
+        holder = None
+    if holder is None:
+        seen.champion = None
+    else:
+        run_metrics = mlflow.MlflowClient().get_run(str(holder.run_id)).data.metrics
+        seen.champion = {k.removeprefix("test_"): v for k, v in run_metrics.items() if k.startswith("test_")}
+    higher = {name: higher_is_better(name, settings.gates.quality.thresholds) for name in gate.tolerance}
+    return champion.verdict(candidate, seen.champion, gate.tolerance, higher, f"'{gate.alias}'")
+
+
+def higher_is_better(metric: str, thresholds: dict[str, config.Bound]) -> bool:
+    """A metric bounded only from above, or named as a loss or an error, is better when lower."""
+    bound = thresholds.get(metric)
+    if bound is not None:
+        return bound.min is not None or bound.max is None
+    return not metric.endswith(("loss", "error", "mse", "mae", "rmse"))
+
+
+def _serving(
+    settings: config.Certification,
+    served: manifest.ServedModel,
+    project: Path,
+    server: ServerProcess,
+    seen: Measurements,
+) -> GateResult:
+    from .loadgen import drive
+
+    gate = settings.gates.serving
+    row = _example_row(served)
+    body = json.dumps({"inputs": [row]}).encode()
+    drive(server.ready_url.replace("/readyz", "/invocations"), body, 1.0, gate.connections)  # warm-up
+    load = drive(server.ready_url.replace("/readyz", "/invocations"), body, gate.seconds, gate.connections)
+    seen.latencies_ms = load.latencies_ms
+    return serving.verdict(
+        load.requests_per_s, load.percentile_ms(99), load.errors, gate.p99_ms, gate.min_requests_per_s
+    )
+
+
+def _example_row(served: manifest.ServedModel) -> list[float]:
+    if served.baseline is not None:
+        return [float(edges[len(edges) // 2]) if edges else 0.0 for edges in served.baseline.edges]
+    return [0.0] * len(served.inputs.features)
+
+
+def _robustness(
+    settings: config.Certification,
+    served: manifest.ServedModel,
+    project: Path,
+    server: ServerProcess,
+    seen: Measurements,
+) -> GateResult:
+    import http.client
+
+    from .process import get
+    from .robustness_cases import catalogue
+
+    base = server.ready_url.removesuffix("/readyz")
+    host, port = base.removeprefix("http://").split(":")
+    answers: dict[str, int] = {}
+    for case in catalogue(served.inputs, served.name, max_rows=10_000, max_body_bytes=16 * 1024 * 1024):
+        try:
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            connection.putrequest(case.method, case.path)
+            connection.putheader("Content-Type", case.content_type)
+            length = case.declared_length if case.declared_length is not None else len(case.body)
+            connection.putheader("Content-Length", str(length))
+            connection.endheaders(case.body)
+            answers[case.name] = connection.getresponse().status
+            connection.close()
+        except OSError:
+            answers[case.name] = 0
+    try:
+        alive = get(base + "/healthz")[0] == 200 and server.process is not None and server.process.poll() is None
+    except OSError:
+        alive = False
+    return robustness.verdict(answers, alive)
+
+
+def _parity(
+    settings: config.Certification, served: manifest.ServedModel, project: Path, server: Any, seen: Measurements
+) -> GateResult:
+    import pandas as pd
+
+    from ..packaging.parity import check_parity
+
+    gate = settings.gates.parity
+    frame = pd.read_parquet(project / gate.data)
+    rows = frame.drop(columns=[gate.target]) if gate.target in frame.columns else frame
+    return parity.verdict(check_parity(served.directory, project / settings.model, rows, gate.tolerance))
+
+
+def _reproducibility(
+    settings: config.Certification, served: Any, project: Path, server: Any, seen: Measurements
+) -> GateResult:
+    status = subprocess.run(["dvc", "status"], cwd=project, capture_output=True, text=True, timeout=600)
+    if status.returncode != 0:
+        return error("reproducibility", f"dvc status exited {status.returncode}: {status.stderr.strip()[-300:]}")
+    git = Git(project)
+    committed = git.succeeds("ls-files", "--error-unmatch", "dvc.lock") and not git.value(
+        "status", "--porcelain", "--", "dvc.lock"
+    )
+    return reproducibility.verdict(status.stdout, committed)
+
+
+MEASURES: dict[str, Callable[..., GateResult]] = {
+    "data": _data,
+    "quality": _quality,
+    "champion": _champion,
+    "serving": _serving,
+    "robustness": _robustness,
+    "parity": _parity,
+    "reproducibility": _reproducibility,
+}

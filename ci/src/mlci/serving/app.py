@@ -1,0 +1,309 @@
+"""The model server's HTTP application: a plain ASGI callable, routed by hand for speed.
+
+Scoring runs inline on the event loop: a validated single row scores in tens of microseconds,
+far less than a hop to a thread pool would cost. Every response is counted and timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..model.manifest import ServedModel
+from . import invocations, v2
+from .dataplane import Batch, RequestError, dumps
+from .metrics import ROUTE_INDEX, ServerMetrics
+from .openapi import describe
+from .runtime import Runtime
+
+log = logging.getLogger("mlci.serve")
+
+JSON = b"application/json"
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Handler = Callable[[str, bytes, str], tuple[int, bytes, bytes]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+WARMUP_ROUNDS = 20
+POST_ONLY = frozenset({"POST"})
+GET_OR_HEAD = frozenset({"GET", "HEAD"})
+ERROR_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    503: "UNAVAILABLE",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry."""
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_rows: int = 10_000
+
+
+class Disconnected(Exception):
+    """The client went away before its body arrived."""
+
+
+class ServingApp:
+    """Serves one packaged model: /invocations, the v2 protocol, health, readiness and metrics."""
+
+    def __init__(
+        self,
+        model: ServedModel,
+        load: Callable[[], Runtime],
+        metrics: ServerMetrics,
+        limits: Limits,
+        on_fatal: Callable[[int], None],
+    ) -> None:
+        self.model = model
+        self._load = load
+        self.metrics = metrics
+        self.limits = limits
+        self._on_fatal = on_fatal
+        self.invocations = invocations.InvocationsParser(model.inputs, limits.max_rows)
+        self.v2 = v2.V2Parser(model.inputs, limits.max_rows)
+        self.runtime: Runtime | None = None
+        self.ready = False
+        self.probabilities = model.output.kind == "probabilities"
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._openapi = dumps(describe(model))
+        self._v2_metadata = dumps(v2.metadata(model))
+        self._server_metadata = dumps({"name": "mlci", "version": __version__, "extensions": []})
+        self._static: dict[str, tuple[int, Callable[[str, bytes, str], tuple[int, bytes, bytes]]]] = {
+            "/invocations": (ROUTE_INDEX["/invocations"], self._invocations),
+            "/healthz": (ROUTE_INDEX["/healthz"], self._live),
+            "/readyz": (ROUTE_INDEX["/readyz"], self._ready),
+            "/ping": (ROUTE_INDEX["/ping"], self._ready),
+            "/health": (ROUTE_INDEX["/ping"], self._ready),
+            "/version": (ROUTE_INDEX["/version"], self._version),
+            "/metrics": (ROUTE_INDEX["/metrics"], self._metrics),
+            "/openapi.json": (ROUTE_INDEX["/openapi.json"], self._openapi_json),
+            "/v2": (ROUTE_INDEX["/v2"], self._v2_server),
+            "/v2/health/live": (ROUTE_INDEX["/v2/health/live"], self._live),
+            "/v2/health/ready": (ROUTE_INDEX["/v2/health/ready"], self._ready),
+        }
+        self._posts = {"/invocations"}
+
+    # -- ASGI ---------------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path: str = scope["path"]
+        method: str = scope["method"]
+        entry = self._static.get(path)
+        extra: list[tuple[bytes, bytes]] = []
+        if entry is not None:
+            route, handler = entry
+            wants_post = path in self._posts
+        else:
+            route, handler, wants_post = self._v2_route(path)
+        content_type = ""
+        try:
+            if handler is None:
+                raise RequestError(f"no route {path!r}; see /openapi.json", status=404)
+            if method not in (POST_ONLY if wants_post else GET_OR_HEAD):
+                extra.append((b"allow", b"POST" if wants_post else b"GET, HEAD"))
+                raise RequestError(f"{method} is not allowed on {path}; use {'POST' if wants_post else 'GET'}", 405)
+            body = b""
+            if wants_post:
+                body, content_type = await self._body(scope, receive)
+            status, payload, media = handler(path, body, content_type)
+        except RequestError as error:
+            status, media = error.status, JSON
+            payload = dumps({"error_code": ERROR_CODES.get(status, "BAD_REQUEST"), "message": error.message})
+        except Disconnected:
+            self.metrics.record_request(route, 400, time.perf_counter() - started)
+            return
+        except Exception as error:  # a bug or a model failure: report it, never crash the worker
+            log.exception("error on %s %s", method, path)
+            status, media = 500, JSON
+            payload = dumps({"error_code": "INTERNAL_ERROR", "message": f"{type(error).__name__}: {error}"})
+        headers = [(b"content-type", media), (b"content-length", str(len(payload)).encode()), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload})
+        self.metrics.record_request(route, status, time.perf_counter() - started)
+
+    async def _body(self, scope: dict[str, Any], receive: Receive) -> tuple[bytes, str]:
+        content_type = ""
+        limit = self.limits.max_body_bytes
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                content_type = value.decode("latin-1")
+            elif key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise RequestError("the Content-Length header is not a number") from None
+                if declared > limit:
+                    raise RequestError(f"the body has {declared} bytes; this server takes at most {limit}", 413)
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        body = message.get("body", b"")
+        if message.get("more_body"):
+            chunks = [body]
+            size = len(body)
+            while message.get("more_body"):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise Disconnected
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(f"the body exceeds {limit} bytes, the most this server takes", 413)
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        return body, content_type
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if not self.ready:
+                    self._spawn(self._load_and_warm())
+                self._spawn(self._flush_drift_periodically())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for task in self._tasks:
+                    task.cancel()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def preload(self) -> None:
+        """Load and warm the model before serving (for workers sharing a socket: only ready ones accept)."""
+        runtime = self._load()
+        warm = warmup_batch(self.model)
+        for _ in range(WARMUP_ROUNDS):
+            runtime.predict(warm)
+        self.runtime = runtime
+        self.ready = True
+
+    async def _load_and_warm(self) -> None:
+        """Load off the event loop, so that /healthz answers meanwhile."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.preload)
+        except Exception:
+            log.exception("the model failed to load")
+            self._on_fatal(3)
+            return
+        log.info("ready: %s version %s (%s)", self.model.name, self.model.version, self.model.runtime)
+
+    async def _flush_drift_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.metrics.flush_drift()
+
+    # -- handlers: (path, body, content type) -> (status, payload, media type) -------------------
+
+    def _score(self, batch: Batch) -> np.ndarray:
+        assert self.runtime is not None  # the handlers answer 503 before parsing while the model loads
+        output = self.runtime.predict(batch)
+        if self.probabilities:
+            self.metrics.record_predictions(output)
+        if batch.matrix is not None:
+            self.metrics.record_features(batch.matrix)
+        return output
+
+    def _invocations(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        if self.runtime is None:
+            raise RequestError("the model is still loading; retry when /readyz answers 200", status=503)
+        output = self._score(self.invocations.parse(body, content_type))
+        return 200, invocations.response(output), JSON
+
+    def _v2_infer(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        if self.runtime is None:
+            raise RequestError("the model is still loading; retry when /v2/health/ready answers 200", status=503)
+        batch, request_id = self.v2.parse(body)
+        return 200, v2.response(self.model, self._score(batch), request_id), JSON
+
+    def _live(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        return 200, b'{"live":true}', JSON
+
+    def _ready(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        if self.ready:
+            return 200, b'{"ready":true}', JSON
+        return 503, b'{"ready":false}', JSON
+
+    def _version(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        return 200, dumps({"mlci": __version__, "model": self.model.name, "version": self.model.version}), JSON
+
+    def _metrics(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        return 200, self.metrics.exposition(), b"text/plain; version=0.0.4; charset=utf-8"
+
+    def _openapi_json(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        return 200, self._openapi, JSON
+
+    def _v2_server(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        return 200, self._server_metadata, JSON
+
+    def _v2_model(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        return 200, self._v2_metadata, JSON
+
+    def _v2_route(self, path: str) -> tuple[int, Any, bool]:
+        """Route /v2/models/<name>[/versions/<version>][/infer|/ready]; other paths: no handler."""
+        parts = path.split("/")
+        if len(parts) < 4 or parts[:3] != ["", "v2", "models"]:
+            return ROUTE_INDEX["other"], None, False
+        name, rest = parts[3], parts[4:]
+        version = None
+        if len(rest) >= 2 and rest[0] == "versions":
+            version, rest = rest[1], rest[2:]
+        handler: Handler
+        if not rest:
+            route, handler, post = "/v2/models/{name}", self._v2_model, False
+        elif rest == ["infer"]:
+            route, handler, post = "/v2/models/{name}/infer", self._v2_infer, True
+        elif rest == ["ready"]:
+            route, handler, post = "/v2/models/{name}/ready", self._ready, False
+        else:
+            return ROUTE_INDEX["other"], None, False
+        if name != self.model.name:
+            handler = self._unknown(f"no model {name!r}; this server serves {self.model.name!r}")
+        elif version is not None and version != self.model.version:
+            handler = self._unknown(
+                f"model {name!r} has no version {version!r}; this server serves version {self.model.version!r}"
+            )
+        return ROUTE_INDEX[route], handler, post
+
+    @staticmethod
+    def _unknown(message: str) -> Callable[[str, bytes, str], tuple[int, bytes, bytes]]:
+        def handler(path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+            raise RequestError(message, status=404)
+
+        return handler
+
+
+def warmup_batch(model: ServedModel) -> Batch:
+    """A few rows to run before declaring readiness: baseline edges where known, zeros otherwise."""
+    schema = model.inputs
+    width = len(schema.features)
+    matrix = np.zeros((8, width))
+    if model.baseline is not None:
+        for i, edges in enumerate(model.baseline.edges):
+            if edges:
+                matrix[:, i] = np.resize(np.asarray(edges), 8)
+    if not schema.numeric:
+        columns = {f.name: ["" if f.type == "string" else 0] * 8 for f in schema.features}
+        return Batch(None, columns, 8)
+    return Batch(matrix.astype(schema.dtype), None, 8)

@@ -1,0 +1,249 @@
+"""Prometheus metrics of a model server, shared by its worker processes.
+
+Every worker writes only its own row of one shared float64 slab (anonymous shared memory made
+before the workers fork), so counting needs no lock; a scrape of any worker sums the rows into
+prometheus_client's metric families. Recording into the slab costs a fraction of prometheus_client's
+multiprocess mode (bench/serving_internals.py measures both).
+"""
+
+from __future__ import annotations
+
+import mmap
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from ..model.baseline import Baseline
+from .drift import DriftWindow, psi
+
+ROUTES = (
+    "/invocations",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}",
+    "/v2/models/{name}/ready",
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/healthz",
+    "/readyz",
+    "/ping",
+    "/version",
+    "/metrics",
+    "/openapi.json",
+    "other",
+)
+ROUTE_INDEX = {route: i for i, route in enumerate(ROUTES)}
+PREDICTION_ROUTES = ("/invocations", "/v2/models/{name}/infer")
+CODES = (200, 400, 404, 405, 411, 413, 415, 500, 503)
+CODE_INDEX = {code: i for i, code in enumerate(CODES)}
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+# Pending drift rows are binned in one vectorised pass once this many have queued (or at a scrape).
+DRIFT_FLUSH_ROWS = 256
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each series lives in a worker's row of the slab."""
+
+    classes: tuple[str, ...]
+    features: int
+    bins: int
+
+    @property
+    def latency(self) -> int:
+        return len(ROUTES) * len(CODES)
+
+    @property
+    def latency_stride(self) -> int:
+        return len(LATENCY_BUCKETS) + 3  # buckets, +Inf, sum, count
+
+    @property
+    def predictions(self) -> int:
+        return self.latency + len(ROUTES) * self.latency_stride
+
+    @property
+    def score(self) -> int:
+        return self.predictions + len(self.classes)
+
+    @property
+    def window_rows(self) -> int:
+        return self.score + len(SCORE_BUCKETS) + 3
+
+    @property
+    def drift(self) -> int:
+        return self.window_rows + 1
+
+    @property
+    def width(self) -> int:
+        return self.drift + self.features * self.bins
+
+
+def shared_slab(workers: int, width: int) -> np.ndarray:
+    """A zeroed (workers, width) float64 array in anonymous shared memory, inherited across fork."""
+    buffer = mmap.mmap(-1, max(workers * width * 8, 8))
+    return np.frombuffer(buffer, dtype=np.float64, count=workers * width).reshape(workers, width)
+
+
+class ServerMetrics:
+    """The metrics one worker records, and the exposition of all workers' metrics together."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        slab: np.ndarray,
+        worker: int,
+        info: dict[str, str],
+        baseline: Baseline | None,
+        window: int,
+        trained_at: str | None = None,
+    ) -> None:
+        self.layout = layout
+        self._trained = _timestamp(trained_at)
+        self.slab = slab
+        self.row = slab[worker]
+        self._cells = memoryview(self.row).cast("B").cast("d")
+        self._info = dict(info)
+        self.baseline = baseline
+        self._expected = baseline.fraction_matrix() if baseline else None
+        self.window = (
+            DriftWindow(baseline, window, self.row[layout.drift : layout.width].reshape(layout.features, layout.bins))
+            if baseline
+            else None
+        )
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
+        # The layout's offsets as plain ints: they are read on every request.
+        self._latency, self._stride = layout.latency, layout.latency_stride
+        self._predictions, self._score = layout.predictions, layout.score
+        self._classes = len(layout.classes)
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self)
+
+    def record_request(self, route: int, code: int, seconds: float) -> None:
+        cells = self._cells
+        cells[route * len(CODES) + CODE_INDEX.get(code, CODE_INDEX[500])] += 1.0
+        base = self._latency + route * self._stride
+        cells[base + bisect_left(LATENCY_BUCKETS, seconds)] += 1.0
+        cells[base + len(LATENCY_BUCKETS) + 1] += seconds
+        cells[base + len(LATENCY_BUCKETS) + 2] += 1.0
+
+    def record_predictions(self, proba: np.ndarray) -> None:
+        """Count each row's predicted class and the probability it was given."""
+        cells, score_at = self._cells, self._score
+        if proba.ndim != 2 or proba.shape[1] != self._classes:
+            return
+        stride = len(SCORE_BUCKETS)
+        if proba.shape[0] == 1:  # the common case, without numpy's per-call overhead
+            scores = proba[0].tolist()
+            score = max(scores)
+            cells[self._predictions + scores.index(score)] += 1.0
+            cells[score_at + bisect_left(SCORE_BUCKETS, score)] += 1.0
+            cells[score_at + stride + 1] += score
+            cells[score_at + stride + 2] += 1.0
+            return
+        best_index = proba.argmax(axis=1)
+        best_score = proba[np.arange(proba.shape[0]), best_index].astype(np.float64)
+        row = self.row
+        row[self._predictions : score_at] += np.bincount(best_index, minlength=self._classes)
+        row[score_at : score_at + stride + 1] += np.bincount(
+            np.searchsorted(SCORE_BUCKETS, best_score, side="left"), minlength=stride + 1
+        )
+        cells[score_at + stride + 1] += float(best_score.sum())
+        cells[score_at + stride + 2] += proba.shape[0]
+
+    def record_features(self, matrix: np.ndarray) -> None:
+        """Queue scored rows for the drift window; they are binned in batches."""
+        if self.window is None:
+            return
+        self._pending.append(matrix)
+        self._pending_rows += matrix.shape[0]
+        if self._pending_rows >= DRIFT_FLUSH_ROWS:
+            self.flush_drift()
+
+    def flush_drift(self) -> None:
+        if self.window is None or not self._pending:
+            return
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        self.window.add(np.concatenate(pending) if len(pending) > 1 else pending[0])
+        self._cells[self.layout.window_rows] = float(self.window.rows)
+
+    def exposition(self) -> bytes:
+        """All workers' metrics in the Prometheus text format (version 0.0.4), from prometheus_client's families."""
+        return generate_latest(self._registry)
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families of every worker's row summed (prometheus_client's collector protocol)."""
+        self.flush_drift()
+        layout = self.layout
+        total = self.slab.sum(axis=0)
+        info = GaugeMetricFamily("mlci_model_info", "The model being served.", labels=list(self._info))
+        info.add_metric(list(self._info.values()), 1)
+        yield info
+        if self._trained is not None:
+            yield GaugeMetricFamily(
+                "mlci_model_trained_timestamp_seconds",
+                "When the served model was trained (Unix time).",
+                value=self._trained,
+            )
+        requests = CounterMetricFamily(
+            "mlci_requests_total", "HTTP requests by route and status code.", labels=["route", "code"]
+        )
+        for r, route in enumerate(ROUTES):
+            for c, code in enumerate(CODES):
+                value = total[r * len(CODES) + c]
+                if value or (route in PREDICTION_ROUTES and code in (200, 500)):
+                    requests.add_metric([route, str(code)], value)
+        yield requests
+        latency = HistogramMetricFamily(
+            "mlci_request_duration_seconds", "Time from a request's arrival to its response.", labels=["route"]
+        )
+        for r, route in enumerate(ROUTES):
+            base = layout.latency + r * layout.latency_stride
+            if total[base + len(LATENCY_BUCKETS) + 2] or route in PREDICTION_ROUTES:
+                latency.add_metric([route], *_histogram(LATENCY_BUCKETS, total, base))
+        yield latency
+        predictions = CounterMetricFamily(
+            "mlci_predictions_total", "Rows scored, by predicted class.", labels=["class"]
+        )
+        for i, name in enumerate(layout.classes):
+            predictions.add_metric([name], total[layout.predictions + i])
+        yield predictions
+        score = HistogramMetricFamily("mlci_prediction_score", "Probability of the predicted class, per row scored.")
+        score.add_metric([], *_histogram(SCORE_BUCKETS, total, layout.score))
+        yield score
+        if self.baseline is not None and self._expected is not None:
+            counts = total[layout.drift : layout.width].reshape(layout.features, layout.bins)
+            yield GaugeMetricFamily(
+                "mlci_drift_window_rows",
+                "Rows in the drift window (summed over workers).",
+                value=total[layout.window_rows],
+            )
+            drift = GaugeMetricFamily(
+                "mlci_feature_psi",
+                "Population stability index of the window against the training baseline.",
+                labels=["feature"],
+            )
+            for name, value in zip(self.baseline.features, psi(counts, self._expected), strict=True):
+                drift.add_metric([name], float(value))
+            yield drift
+
+
+def _histogram(bounds: tuple[float, ...], total: np.ndarray, base: int) -> tuple[list[tuple[str, float]], float]:
+    """A histogram's cumulative buckets (+Inf last) and its sum, from its cells: buckets, +Inf, sum, count."""
+    cumulative = np.cumsum(total[base : base + len(bounds) + 1]).tolist()
+    buckets = [(f"{bound:g}", cumulative[i]) for i, bound in enumerate(bounds)]
+    return [*buckets, ("+Inf", cumulative[-1])], float(total[base + len(bounds) + 1])
+
+
+def _timestamp(iso: str | None) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None

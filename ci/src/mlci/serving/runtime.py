@@ -1,0 +1,84 @@
+"""Runtimes that score a validated batch: onnxruntime for exported models, MLflow pyfunc otherwise."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..model.manifest import ServedModel
+from .dataplane import Batch
+
+
+class Runtime(Protocol):
+    def predict(self, batch: Batch) -> np.ndarray:
+        """The model's output for the batch: one row per input row."""
+        ...
+
+
+class OnnxRuntime:
+    """An onnxruntime session on the CPU, with `threads` intra-op threads."""
+
+    def __init__(self, model: ServedModel, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model.artifact_path), options, providers=["CPUExecutionProvider"])
+        self.input = model.onnx["input"]
+        self.outputs = [model.onnx["output"]]
+        self.dtype = np.dtype(model.onnx["dtype"])
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        assert batch.matrix is not None
+        matrix = batch.matrix if batch.matrix.dtype == self.dtype else batch.matrix.astype(self.dtype)
+        return np.asarray(self.session.run(self.outputs, {self.input: matrix})[0])
+
+
+class PyfuncRuntime:
+    """The MLflow pyfunc of the model (needs mlflow and the model's own libraries)."""
+
+    def __init__(self, model: ServedModel, threads: int) -> None:
+        import mlflow.pyfunc
+
+        _limit_threads(threads)
+        self.model = mlflow.pyfunc.load_model(str(model.artifact_path))
+        self.schema = model.inputs
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        return np.asarray(self.model.predict(model_input(self.schema, batch)))
+
+
+def model_input(schema: Any, batch: Batch) -> Any:
+    """The batch as an MLflow pyfunc takes it: a DataFrame for column signatures, an array for tensors."""
+    import pandas as pd
+
+    if schema.layout == "tensor":
+        assert batch.matrix is not None
+        return batch.matrix
+    if batch.matrix is not None:
+        frame = pd.DataFrame(batch.matrix, columns=schema.names)
+    else:
+        assert batch.columns is not None
+        frame = pd.DataFrame(batch.columns, columns=schema.names)
+    from ..model.schema import NUMERIC_TYPES
+
+    dtypes = {f.name: NUMERIC_TYPES[f.type] for f in schema.features if f.type in NUMERIC_TYPES}
+    return frame.astype(dtypes) if dtypes else frame
+
+
+def _limit_threads(threads: int) -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def load_runtime(model: ServedModel, threads: int) -> Runtime:
+    if model.runtime == "onnx":
+        return OnnxRuntime(model, threads)
+    return PyfuncRuntime(model, threads)

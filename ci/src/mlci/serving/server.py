@@ -1,0 +1,187 @@
+"""Run the model server: bind once, fork the workers, drain them on SIGTERM.
+
+The workers share the listening socket (the kernel spreads connections between them) and the
+metrics slab. SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish (up
+to the graceful timeout) and exits 0; a worker that dies on its own stops the whole server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from ..model.manifest import ServedModel
+from .app import Limits, ServingApp
+from .metrics import Layout, ServerMetrics, shared_slab
+from .runtime import load_runtime
+
+log = logging.getLogger("mlci.serve")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    threads: int = 1
+    limits: Limits = field(default_factory=Limits)
+    drift_window: int = 1000
+    graceful_timeout: int = 30
+    log_level: str = "info"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus its re-raising of the signal after a graceful shutdown (exit 0)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        from ..errors import MlciError
+
+        raise MlciError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def _run_worker(
+    index: int, model: ServedModel, options: ServeOptions, sock: socket.socket, slab: Any, layout: Layout
+) -> int:
+    info = {
+        "name": model.name,
+        "version": model.version,
+        "sha256": model.sha256,
+        "runtime": model.runtime,
+        "flavor": model.flavor,
+    }
+    metrics = ServerMetrics(layout, slab, index, info, model.baseline, options.drift_window, model.trained_at)
+    exit_code = 0
+    server: _Server | None = None
+
+    def fatal(code: int) -> None:
+        nonlocal exit_code
+        exit_code = code
+        if server is not None:
+            server.should_exit = True
+
+    app = ServingApp(model, lambda: load_runtime(model, options.threads), metrics, options.limits, fatal)
+    if options.workers > 1:
+        # Workers share one listening socket: one still loading would take connections and answer 503.
+        # So each loads before it accepts; a lone worker loads in the background and answers /healthz meanwhile.
+        try:
+            app.preload()
+        except Exception:
+            log.exception("the model failed to load")
+            return 3
+    config = uvicorn.Config(
+        app,
+        loop=_loop(),
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=options.log_level,
+        timeout_graceful_shutdown=options.graceful_timeout,
+        server_header=False,
+        proxy_headers=False,
+    )
+    server = _Server(config)
+    server.run(sockets=[sock])
+    return exit_code
+
+
+def serve(model: ServedModel, options: ServeOptions) -> int:
+    """Serve until SIGTERM/SIGINT; the exit status (0 after a clean drain)."""
+    sock = bind(options.host, options.port)
+    classes = model.output.classes if model.output.kind == "probabilities" else ()
+    baseline = model.baseline
+    layout = Layout(classes, len(baseline.features) if baseline else 0, baseline.bins if baseline else 0)
+    slab = shared_slab(options.workers, layout.width)
+    host, port = sock.getsockname()[:2]
+    log.info(
+        "serving %s version %s (%s, sha256 %s) on http://%s:%s with %d worker(s), %d thread(s) each",
+        model.name,
+        model.version,
+        model.runtime,
+        model.sha256[:12],
+        host,
+        port,
+        options.workers,
+        options.threads,
+    )
+    if options.workers == 1:
+        return _run_worker(0, model, options, sock, slab, layout)
+    return _supervise(model, options, sock, slab, layout)
+
+
+def _supervise(model: ServedModel, options: ServeOptions, sock: socket.socket, slab: Any, layout: Layout) -> int:
+    children: dict[int, int] = {}
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for index in range(options.workers):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            for sig in previous:
+                signal.signal(sig, signal.SIG_DFL)
+            code = 1
+            try:
+                code = _run_worker(index, model, options, sock, slab, layout)
+            finally:
+                os._exit(code)
+        children[pid] = index
+    sock.close()
+    status = 0
+    while children:
+        pid, wait_status = os.wait()
+        children.pop(pid, None)
+        code = os.waitstatus_to_exitcode(wait_status)
+        if code != 0 or not stopping:
+            if not stopping:
+                log.error("worker %d exited with status %d; stopping the server", pid, code)
+            status = status or (code if code > 0 else 1)
+            stop(signal.SIGTERM, None)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    return status
