@@ -53,10 +53,11 @@ test: setup ## Every test: render all options, validate inputs, run both framewo
 test-fast: setup ## The tests that bake but run no pipeline.
 	pytest -n $(PYTEST_WORKERS) -m "not slow"
 
-lint: setup ## Lint the template's own code.
+lint: setup ## Lint the template's own code, and mlci's import contract (serving imports only model, ...).
 	ruff check scripts tests bench ci
 	ruff format --check scripts tests bench ci
 	cd ci && mypy src
+	cd ci && lint-imports --no-cache
 
 bench: setup ## Time bake, cold repro and no-op repro.
 	python bench/pipeline.py

@@ -19,6 +19,8 @@ from mlci.package import package
 from models import save_sklearn_forest
 
 MLCI = str(Path(sys.executable).parent / "mlci")
+# The template's scripts (a local deployment repo, a reviewer's merge) serve the gitops tests too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 
 @pytest.fixture(scope="session")

@@ -281,13 +281,15 @@ def test_status_of_an_empty_deployment_repo_and_bad_options(world, tmp_path):
     done = world.mlci("status", "--repo", str(world.deployments))
     assert done.returncode == 0 and "0 of 0 apps live" in done.stdout
     bad = world.mlci("status", "--repo", str(world.deployments), "--format", "yaml")
-    assert bad.returncode == 2 and "Invalid value for '--format': 'yaml' is not one of 'table', 'json', 'markdown'" in bad.stderr
+    assert (
+        bad.returncode == 2
+        and "Invalid value for '--format': 'yaml' is not one of 'table', 'json', 'markdown'" in bad.stderr
+    )
     nowhere = world.mlci("status", "--repo", str(tmp_path / "missing.git"))
     assert nowhere.returncode == 2 and "git clone failed for the deployment repo" in nowhere.stderr
 
 
 def test_status_lists_open_pull_requests_from_github(world, tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci" / "tests"))
     from github_replay import Reply, recorded, replay
 
     world.ship("1", "production")

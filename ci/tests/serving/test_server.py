@@ -255,7 +255,10 @@ def test_bad_options_are_refused(forest_package):
     done = subprocess.run(
         [MLCI, "serve", str(forest_package.directory), "--runtime", "tensorrt"], capture_output=True, text=True
     )
-    assert done.returncode == 2 and "Invalid value for '--runtime': 'tensorrt' is not one of 'auto', 'onnx', 'pyfunc'" in done.stderr
+    assert (
+        done.returncode == 2
+        and "Invalid value for '--runtime': 'tensorrt' is not one of 'auto', 'onnx', 'pyfunc'" in done.stderr
+    )
     done = subprocess.run(
         [MLCI, "serve", str(forest_package.directory), "--version", "9"], capture_output=True, text=True
     )

@@ -29,7 +29,7 @@ def settings(tmp_path: Path) -> config.Certification:
 
 def faulty(mode: str, tmp_path: Path) -> ServerProcess:
     port = free_port()
-    script = Path(__file__).with_name("faulty_server.py")
+    script = Path(__file__).parents[1] / "faulty_server.py"
     return ServerProcess(
         [sys.executable, str(script), mode, str(port)], f"http://127.0.0.1:{port}/readyz", tmp_path / f"{mode}.log"
     ).start(timeout=30)
