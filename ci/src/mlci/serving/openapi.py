@@ -32,6 +32,16 @@ def _plain(description: str, schema: dict[str, Any] | None = None) -> dict[str, 
     return body
 
 
+def _mlflow_body(key: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """An /invocations body that carries its rows in one of MLflow's formats, `key`, and maybe params."""
+    return {
+        "type": "object",
+        "required": [key],
+        "additionalProperties": False,
+        "properties": {key: schema, "params": {"type": "object"}},
+    }
+
+
 def describe(model: ServedModel) -> dict[str, Any]:
     """An OpenAPI 3.0 document for every endpoint of the server of `model`."""
     features = model.inputs.features
@@ -45,52 +55,20 @@ def describe(model: ServedModel) -> dict[str, Any]:
         "required": [f.name for f in features if f.required],
         "additionalProperties": False,
     }
-    invocation = {
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["dataframe_split"],
-                "additionalProperties": False,
-                "properties": {
-                    "dataframe_split": {
-                        "type": "object",
-                        "required": ["columns", "data"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "columns": {"type": "array", "items": {"type": "string", "enum": names}},
-                            "data": {"type": "array", "items": row, "minItems": 1},
-                            "index": {"type": "array"},
-                        },
-                    },
-                    "params": {"type": "object"},
-                },
-            },
-            {
-                "type": "object",
-                "required": ["dataframe_records"],
-                "additionalProperties": False,
-                "properties": {
-                    "dataframe_records": {"type": "array", "items": record, "minItems": 1},
-                    "params": {"type": "object"},
-                },
-            },
-            {
-                "type": "object",
-                "required": ["instances"],
-                "additionalProperties": False,
-                "properties": {
-                    "instances": {"type": "array", "items": row, "minItems": 1},
-                    "params": {"type": "object"},
-                },
-            },
-            {
-                "type": "object",
-                "required": ["inputs"],
-                "additionalProperties": False,
-                "properties": {"inputs": {"type": "array", "items": row, "minItems": 1}, "params": {"type": "object"}},
-            },
-        ]
+    split = {
+        "type": "object",
+        "required": ["columns", "data"],
+        "additionalProperties": False,
+        "properties": {
+            "columns": {"type": "array", "items": {"type": "string", "enum": names}},
+            "data": {"type": "array", "items": row, "minItems": 1},
+            "index": {"type": "array"},
+        },
     }
+    rows = {"type": "array", "items": row, "minItems": 1}
+    records = {"type": "array", "items": record, "minItems": 1}
+    formats = {"dataframe_split": split, "dataframe_records": records, "instances": rows, "inputs": rows}
+    invocation = {"oneOf": [_mlflow_body(key, schema) for key, schema in formats.items()]}
     tensor = {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
