@@ -55,12 +55,13 @@ def starlette_app() -> Any:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    def live(request: Any) -> Response:
+    async def live(request: Any) -> Response:
         return Response(b'{"live":true}', media_type="application/json")
 
-    def ready(request: Any) -> Response:
+    async def ready(request: Any) -> Response:
         return Response(b'{"ready":true}', media_type="application/json")
 
+    # async endpoints: a plain def would add a thread-pool hop to every request
     return Starlette(routes=[Route("/healthz", live), Route("/v2/models/{name}/ready", ready)])
 
 
