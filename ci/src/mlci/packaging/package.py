@@ -20,9 +20,9 @@ import yaml
 
 from ..errors import ModelError
 from ..model import manifest
-from ..model.baseline import Baseline
+from ..model.baseline import MISSING_TEXT, Baseline
 from ..model.manifest import OutputSpec, ServedModel, artifact_sha256
-from ..model.schema import InputSchema, from_signature
+from ..model.schema import INTEGER_TYPES, InputSchema, from_signature
 from ..serving.dataplane import Batch
 from ..serving.runtime import OnnxRuntime, model_input
 from .parity import ParityResult, compare
@@ -102,42 +102,65 @@ def flavor_of(mlmodel: dict[str, Any]) -> str:
 
 
 def sample_inputs(schema: InputSchema, baseline: Baseline | None, example: Any, rows: int, seed: int = 0) -> Batch:
-    """Rows to compare runtimes on: the input example, then values from every baseline bin."""
+    """Rows to compare runtimes on, of every type the signature holds: the input example, then per feature values
+    from every baseline bin (numbers inside and at the edges of each bin, integers whole; text: its categories, the
+    missing one and one never seen), and nulls where the signature makes a feature optional."""
     import pandas as pd
 
-    parts: list[np.ndarray] = []
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
     if example is not None:
         frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(np.asarray(example))
         if frame.shape[1] == len(schema.features):
-            parts.append(frame.to_numpy(dtype=np.float64))
+            frame.columns = schema.names if list(frame.columns) != schema.names else frame.columns
+            for name in schema.names:
+                columns[name] += [None if _is_missing(v) else v for v in frame[name].tolist()]
     if baseline is not None:
         generator = np.random.default_rng(seed)
-        columns = []
-        for edges in baseline.edges:
-            # Values drawn uniformly inside every bin (the outer ones a tenth wider than the inner span),
-            # and the edges themselves, which are values of the training data.
-            points = np.asarray(edges, dtype=np.float64)
-            spread = max(float(points[-1] - points[0]), 1.0) if points.size else 1.0
-            bounds = np.concatenate(
-                [
-                    [points[0] - spread / 10] if points.size else [-spread],
-                    points,
-                    [points[-1] + spread / 10] if points.size else [spread],
-                ]
-            )
-            bins = generator.integers(0, bounds.size - 1, size=rows)
-            inside = bounds[bins] + generator.random(rows) * (bounds[bins + 1] - bounds[bins])
-            column = (
-                np.where(generator.random(rows) < 0.2, generator.choice(points, size=rows), inside)
-                if points.size
-                else inside
-            )
-            columns.append(column)
-        parts.append(np.column_stack(columns))
-    if not parts:
+        for i, feature in enumerate(schema.features):
+            drawn = _draw(feature, baseline, i, rows, generator)
+            if not feature.required:  # one row in ten has no value
+                drawn = [None if gap else v for v, gap in zip(drawn, generator.random(rows) < 0.1, strict=True)]
+            columns[feature.name] += drawn
+    count = len(columns[schema.names[0]]) if schema.names else 0
+    if not count:
         raise ModelError("no sample to check the export on: the model has no input example and no baseline")
-    matrix = np.concatenate(parts).astype(schema.dtype)
-    return Batch(matrix, None, matrix.shape[0])
+    if not schema.numeric:
+        return Batch(None, columns, count)
+    matrix = np.array([[np.nan if v is None else v for v in columns[n]] for n in schema.names], dtype=np.float64).T
+    return Batch(matrix.astype(schema.dtype), None, count)
+
+
+def _draw(feature: Any, baseline: Baseline, i: int, rows: int, generator: np.random.Generator) -> list[Any]:
+    """`rows` values of one feature from its baseline bins, of the feature's type."""
+    if feature.type == "string":
+        seen = [c for c in baseline.categories[i] if c != MISSING_TEXT] if i < len(baseline.categories) else []
+        choices = [*seen, MISSING_TEXT, "mlci: a category never seen"]
+        return [str(v) for v in generator.choice(np.array(choices, dtype=object), size=rows)]
+    if feature.type == "boolean":
+        return [bool(v) for v in generator.random(rows) < 0.5]
+    # Values drawn uniformly inside every bin (the outer ones a tenth wider than the inner span),
+    # and the edges themselves, which are values of the training data.
+    points = np.asarray(baseline.edges[i] if i < len(baseline.edges) else (), dtype=np.float64)
+    spread = max(float(points[-1] - points[0]), 1.0) if points.size else 1.0
+    bounds = np.concatenate(
+        [
+            [points[0] - spread / 10] if points.size else [-spread],
+            points,
+            [points[-1] + spread / 10] if points.size else [spread],
+        ]
+    )
+    bins = generator.integers(0, bounds.size - 1, size=rows)
+    inside = bounds[bins] + generator.random(rows) * (bounds[bins + 1] - bounds[bins])
+    column = (
+        np.where(generator.random(rows) < 0.2, generator.choice(points, size=rows), inside) if points.size else inside
+    )
+    if feature.type in INTEGER_TYPES:  # both runtimes must see the same whole numbers
+        return [int(v) for v in np.round(column)]
+    return [float(v) for v in column]
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def _load_example(directory: Path) -> Any:
@@ -171,12 +194,14 @@ def _output_spec(reference: np.ndarray, mlmodel: dict[str, Any], name: str) -> O
 EXPORTABLE = ("sklearn", "pytorch")
 
 
-def _export(flavor: str, directory: Path, mlmodel: dict[str, Any], sample: Batch, out: Path) -> dict[str, str]:
+def _export(
+    flavor: str, directory: Path, mlmodel: dict[str, Any], schema: InputSchema, sample: Batch, out: Path
+) -> dict[str, str]:
     """Export to ONNX with the flavour's exporter (imported only when used: torch is heavy)."""
     if flavor == "sklearn":
         from .sklearn_onnx import export_sklearn
 
-        return export_sklearn(directory, mlmodel, sample, out)
+        return export_sklearn(directory, mlmodel, schema, sample, out)
     from .torch_onnx import export_pytorch
 
     return export_pytorch(directory, sample, out)
@@ -291,18 +316,19 @@ def _choose_runtime(
     reason = None
     if flavor not in EXPORTABLE:
         reason = f"the {flavor} flavour has no ONNX export in mlci"
-    elif not schema.numeric:
-        reason = "the signature has non-numeric columns, which the ONNX export does not take"
+    elif flavor == "pytorch" and not schema.numeric:
+        reason = "the signature has text columns, which the PyTorch export does not take"
     if reason is None:
         target = staging / "model.onnx"
         try:
-            info = _export(flavor, directory, mlmodel, sample, target)
+            info = _export(flavor, directory, mlmodel, schema, sample, target)
+            served = _onnx_predict(target, info, schema, sample)
         except ModelError:
             raise
-        except Exception as error:  # converters raise many types for unsupported models
-            reason = f"the ONNX export failed: {type(error).__name__}: {error}"
+        except Exception as error:  # converters and onnxruntime raise many types for what they do not support
+            reason = f"the ONNX export failed: {type(error).__name__}: {str(error).strip()[:300]}"
+            target.unlink(missing_ok=True)
         else:
-            served = _onnx_predict(target, info, sample)
             parity = compare(served, reference, tolerance)
             if parity.passed:
                 log(f"package: exported to ONNX; parity on {parity.rows} rows: max |diff| {parity.max_abs_diff:.2e}")
@@ -315,7 +341,7 @@ def _choose_runtime(
     return "pyfunc", {}, None
 
 
-def _onnx_predict(path: Path, info: dict[str, str], sample: Batch) -> np.ndarray:
+def _onnx_predict(path: Path, info: dict[str, str], schema: InputSchema, sample: Batch) -> np.ndarray:
     probe = ServedModel(
         directory=path.parent,
         name="",
@@ -326,7 +352,7 @@ def _onnx_predict(path: Path, info: dict[str, str], sample: Batch) -> np.ndarray
         sha256="",
         source="",
         source_sha256="",
-        inputs=InputSchema((), "tensor", info["dtype"]),
+        inputs=schema,
         output=OutputSpec("", "values"),
         onnx=info,
     )

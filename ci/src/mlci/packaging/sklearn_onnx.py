@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..files import write_atomic
+from ..model.schema import InputSchema
 from ..serving.dataplane import Batch
 
 TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
@@ -68,19 +69,83 @@ def match_sklearn_trees(onnx_model: Any, model: Any) -> bool:
     return True
 
 
-def export_sklearn(directory: Path, mlmodel: dict[str, Any], sample: Batch, out: Path) -> dict[str, str]:
-    """Export a scikit-learn model with skl2onnx, trees deciding as scikit-learn's; how to serve it."""
+def export_sklearn(
+    directory: Path, mlmodel: dict[str, Any], schema: InputSchema, sample: Batch, out: Path
+) -> dict[str, str]:
+    """Export a scikit-learn model with skl2onnx, trees deciding as scikit-learn's; how to serve it. A signature of
+    numbers only is fed as one matrix; one with text columns as one input per column (numbers as float64)."""
     import mlflow.sklearn
     from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 
     model = mlflow.sklearn.load_model(str(directory))
-    assert sample.matrix is not None
     method = (mlmodel["flavors"].get("python_function") or {}).get("predict_fn", "predict")
     if method not in ("predict", "predict_proba"):
         raise ModelError(f"pyfunc_predict_fn {method!r} has no ONNX export; mlci exports predict and predict_proba")
     options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
-    onnx_model = to_onnx(model, sample.matrix[:1], options=options)
+    if sample.matrix is not None:
+        onnx_model = to_onnx(model, sample.matrix[:1], options=options)
+        info = {"input": onnx_model.graph.input[0].name, "dtype": sample.matrix.dtype.name}
+    else:
+        inputs = [
+            (f.name, StringTensorType([None, 1]) if f.type == "string" else DoubleTensorType([None, 1]))
+            for f in schema.features
+        ]
+        onnx_model = to_onnx(model, initial_types=inputs, options=options)
+        info = {"feed": "columns", "dtype": "float64"}
     match_sklearn_trees(onnx_model, model)
+    impute_in_double(onnx_model)
+    trees_answer_in_double(onnx_model)
     write_atomic(out, onnx_model.SerializeToString())
-    output = "probabilities" if method == "predict_proba" else onnx_model.graph.output[0].name
-    return {"input": onnx_model.graph.input[0].name, "output": output, "dtype": sample.matrix.dtype.name}
+    info["output"] = "probabilities" if method == "predict_proba" else onnx_model.graph.output[0].name
+    return info
+
+
+def impute_in_double(onnx_model: Any) -> int:
+    """Replace every Imputer of float64 values by IsNaN and Where, which onnxruntime runs on float64 (its Imputer
+    takes float32 only: NOT_IMPLEMENTED). scikit-learn imputes in float64, so parity needs float64 here.
+    The number of Imputers replaced."""
+    from onnx import TensorProto, helper, numpy_helper, shape_inference
+
+    graph = onnx_model.graph
+    typed = shape_inference.infer_shapes(onnx_model).graph
+    kinds = {v.name: v.type.tensor_type.elem_type for v in [*typed.input, *typed.value_info, *typed.output]}
+    replaced = 0
+    for node in list(graph.node):
+        if node.op_type != "Imputer" or kinds.get(node.input[0]) != TensorProto.DOUBLE:
+            continue
+        attributes = {a.name: a for a in node.attribute}
+        values = list(attributes["imputed_value_floats"].floats) if "imputed_value_floats" in attributes else []
+        missing = attributes["replaced_value_float"].f if "replaced_value_float" in attributes else float("nan")
+        if not values or not np.isnan(missing):
+            continue  # an Imputer of a value other than NaN: left to onnxruntime
+        x, y = node.input[0], node.output[0]
+        fill = numpy_helper.from_array(np.asarray([values], dtype=np.float64), name=f"{y}_mlci_fill")
+        graph.initializer.append(fill)
+        position = list(graph.node).index(node)
+        graph.node.remove(node)
+        graph.node.insert(position, helper.make_node("IsNaN", [x], [f"{y}_mlci_missing"], name=f"{y}_mlci_isnan"))
+        graph.node.insert(
+            position + 1, helper.make_node("Where", [f"{y}_mlci_missing", fill.name, x], [y], name=f"{y}_mlci_impute")
+        )
+        replaced += 1
+    return replaced
+
+
+def trees_answer_in_double(onnx_model: Any) -> int:
+    """A tree regressor fed float64 is declared to answer float64, but onnxruntime's answers float32 (a graph it
+    refuses to load): cast its answer. The number of casts added."""
+    from onnx import TensorProto, helper
+
+    graph = onnx_model.graph
+    declared = {v.name: v.type.tensor_type.elem_type for v in [*graph.output, *graph.value_info]}
+    added = 0
+    for node in [n for n in graph.node if n.op_type == "TreeEnsembleRegressor"]:
+        answer = node.output[0]
+        if declared.get(answer) != TensorProto.DOUBLE:
+            continue
+        node.output[0] = f"{answer}_mlci_float32"
+        cast = helper.make_node("Cast", [node.output[0]], [answer], to=TensorProto.DOUBLE, name=f"{answer}_mlci_cast")
+        graph.node.insert(list(graph.node).index(node) + 1, cast)
+        added += 1
+    return added

@@ -221,8 +221,7 @@ class ServingApp:
         output = self.runtime.predict(batch)
         if self.probabilities:
             self.metrics.record_predictions(output)
-        if batch.matrix is not None:
-            self.metrics.record_features(batch.matrix)
+        self.metrics.record_features(batch)
         return output
 
     def _invocations(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:

@@ -49,14 +49,16 @@ class DriftWindow:
         return self._filled
 
     def add(self, matrix: np.ndarray) -> None:
-        """Count rows into the window, evicting the oldest ones once it is full."""
-        if matrix.shape[0] > self.size:
-            matrix = matrix[-self.size :]
-        n = matrix.shape[0]
+        """Count numeric rows into the window, evicting the oldest ones once it is full."""
+        self.add_bins(bin_indices(matrix[-self.size :], self.edges))
+
+    def add_bins(self, new: np.ndarray) -> None:
+        """Count rows given as their bins (rows x features) into the window, evicting the oldest ones."""
+        new = new[-self.size :]
+        n = new.shape[0]
         if n == 0:
             return
         flat = self.counts.reshape(-1)
-        new = bin_indices(matrix, self.edges)
         slots = (self._next + np.arange(n)) % self.size
         evicted = slots[slots < self._filled]  # slots at or past _filled were never written
         if evicted.size:

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from ..model.baseline import Baseline
+from .dataplane import Batch
 from .drift import DriftWindow, psi
 
 ROUTES = (
@@ -116,6 +117,7 @@ class ServerMetrics:
             else None
         )
         self._pending: list[np.ndarray] = []
+        self._pending_bins: list[np.ndarray] = []
         self._pending_rows = 0
         # The layout's offsets as plain ints: they are read on every request.
         self._latency, self._stride = layout.latency, layout.latency_stride
@@ -156,20 +158,27 @@ class ServerMetrics:
         cells[score_at + stride + 1] += float(best_score.sum())
         cells[score_at + stride + 2] += proba.shape[0]
 
-    def record_features(self, matrix: np.ndarray) -> None:
-        """Queue scored rows for the drift window; they are binned in batches."""
-        if self.window is None:
+    def record_features(self, batch: Batch) -> None:
+        """Queue scored rows for the drift window; they are binned in batches (text features at once, by name)."""
+        if self.window is None or self.baseline is None:
             return
-        self._pending.append(matrix)
-        self._pending_rows += matrix.shape[0]
+        if batch.matrix is not None:
+            self._pending.append(batch.matrix)
+        elif batch.columns is not None:
+            self._pending_bins.append(self.baseline.bin_columns(batch.columns))
+        self._pending_rows += batch.rows
         if self._pending_rows >= DRIFT_FLUSH_ROWS:
             self.flush_drift()
 
     def flush_drift(self) -> None:
-        if self.window is None or not self._pending:
+        if self.window is None or not self._pending_rows:
             return
-        pending, self._pending, self._pending_rows = self._pending, [], 0
-        self.window.add(np.concatenate(pending) if len(pending) > 1 else pending[0])
+        pending, bins = self._pending, self._pending_bins
+        self._pending, self._pending_bins, self._pending_rows = [], [], 0
+        if pending:
+            self.window.add(np.concatenate(pending) if len(pending) > 1 else pending[0])
+        if bins:
+            self.window.add_bins(np.concatenate(bins) if len(bins) > 1 else bins[0])
         self._cells[self.layout.window_rows] = float(self.window.rows)
 
     def exposition(self) -> bytes:

@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..model.baseline import MISSING_TEXT
 from ..model.manifest import ServedModel
 from .dataplane import Batch
 
@@ -27,14 +28,27 @@ class OnnxRuntime:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(model.artifact_path), options, providers=["CPUExecutionProvider"])
-        self.input = model.onnx["input"]
         self.outputs = [model.onnx["output"]]
         self.dtype = np.dtype(model.onnx["dtype"])
+        # One matrix input, or (for a signature with text) one input per column, text ones as strings.
+        self.input = model.onnx.get("input", "")
+        self.text = tuple(f.type == "string" for f in model.inputs.features)
+        self.names = model.inputs.names
 
     def predict(self, batch: Batch) -> np.ndarray:
-        assert batch.matrix is not None
-        matrix = batch.matrix if batch.matrix.dtype == self.dtype else batch.matrix.astype(self.dtype)
-        return np.asarray(self.session.run(self.outputs, {self.input: matrix})[0])
+        if batch.columns is None:
+            assert batch.matrix is not None
+            matrix = batch.matrix if batch.matrix.dtype == self.dtype else batch.matrix.astype(self.dtype)
+            return np.asarray(self.session.run(self.outputs, {self.input: matrix})[0])
+        feed = {}
+        for name, text in zip(self.names, self.text, strict=True):
+            values = batch.columns[name]
+            if text:
+                column = np.array([MISSING_TEXT if v is None else v for v in values], dtype=object)
+            else:
+                column = np.array([np.nan if v is None else v for v in values], dtype=self.dtype)
+            feed[name] = column.reshape(-1, 1)
+        return np.asarray(self.session.run(self.outputs, feed)[0])
 
 
 class PyfuncRuntime:
@@ -65,7 +79,13 @@ def model_input(schema: Any, batch: Batch) -> Any:
         frame = pd.DataFrame(batch.columns, columns=schema.names)
     from ..model.schema import NUMERIC_TYPES
 
-    dtypes = {f.name: NUMERIC_TYPES[f.type] for f in schema.features if f.type in NUMERIC_TYPES}
+    dtypes: dict[str, str] = {}
+    for f in schema.features:
+        if f.type == "string":  # a missing text value is the empty string, in training and here
+            frame[f.name] = frame[f.name].astype(object).where(frame[f.name].notna(), MISSING_TEXT)
+        elif f.type in NUMERIC_TYPES:
+            holes = f.type != "boolean" and not f.required and bool(frame[f.name].isna().any())
+            dtypes[f.name] = "float64" if holes else NUMERIC_TYPES[f.type]  # NaN needs a float column
     return frame.astype(dtypes) if dtypes else frame
 
 

@@ -71,14 +71,15 @@ class V2Parser(InputCheck):
         flat = _flatten(data, where)
         if len(flat) != size:
             raise RequestError(f"{where} has {len(flat)} values but its shape {shape} holds {size}")
+        # null is a missing value: whether its column may miss one is the signature's to say, column by column.
         if datatype in V2_NUMERIC:
             for i, value in enumerate(flat):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                     raise RequestError(f"{where}.data[{i}]: expected a number ({datatype}), got {kind_of(value)}")
         elif datatype == "BOOL":
-            if not all(isinstance(v, bool) for v in flat):
+            if not all(v is None or isinstance(v, bool) for v in flat):
                 raise RequestError(f"{where}.data: BOOL tensors hold true and false only")
-        elif not all(isinstance(v, str) for v in flat):
+        elif not all(v is None or isinstance(v, str) for v in flat):
             raise RequestError(f"{where}.data: BYTES tensors hold strings only")
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
