@@ -16,7 +16,7 @@ import pytest
 from mlci.certify.process import ServerProcess, free_port
 from mlci.model.manifest import ServedModel
 from mlci.package import package
-from models import save_sklearn_forest
+from models import save_mixed_model, save_sklearn_forest
 
 MLCI = str(Path(sys.executable).parent / "mlci")
 # The template's scripts (a local deployment repo, a reviewer's merge) serve the gitops tests too.
@@ -53,6 +53,19 @@ def server(forest_package: ServedModel, tmp_path_factory: pytest.TempPathFactory
     )
     try:
         yield Server(process)
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def mixed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    """`mlci serve` on a mixed table's model (text, integers, missing values), and the MLflow model it came from."""
+    folder = tmp_path_factory.mktemp("mixed")
+    source = save_mixed_model(folder / "model")
+    served = package(str(source), folder / "serving", version="3", log=lambda _: None)
+    process = start_server(served, folder / "serve.log", "--drift-window", "100")
+    try:
+        yield Server(process), source
     finally:
         process.stop()
 

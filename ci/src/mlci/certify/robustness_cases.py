@@ -6,7 +6,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..model.schema import InputSchema
+from ..model.baseline import Baseline
+from ..model.schema import INTEGER_TYPES, InputSchema
+
+NUMBERS = ("double", "float", *INTEGER_TYPES)
+# Stand for tokens that JSON has no value for, until the body is written.
+RAW = {"mlci-raw-nan": b"NaN", "mlci-raw-infinity": b"Infinity"}
 
 
 @dataclass(frozen=True)
@@ -19,17 +24,48 @@ class BadRequest:
     declared_length: int | None = None  # a Content-Length larger than what is sent: the server must refuse early
 
 
+def valid_row(schema: InputSchema, baseline: Baseline | None = None) -> list[Any]:
+    """A row the model takes, of the signature's types: a middle bin edge or a known category where the baseline
+    has one (so the serving gate scores typical values), else 1, 1.0, "a" or true."""
+    row: list[Any] = []
+    for i, feature in enumerate(schema.features):
+        edges = baseline.edges[i] if baseline is not None and i < len(baseline.edges) else ()
+        categories = baseline.categories[i] if baseline is not None and i < len(baseline.categories) else ()
+        if feature.type == "string":
+            row.append(categories[0] if categories else "a")
+        elif feature.type == "boolean":
+            row.append(True)
+        elif feature.type in INTEGER_TYPES:
+            row.append(int(round(edges[len(edges) // 2])) if edges else 1)
+        else:
+            row.append(float(edges[len(edges) // 2]) if edges else 1.0)
+    return row
+
+
 def catalogue(schema: InputSchema, model_name: str, max_rows: int, max_body_bytes: int) -> list[BadRequest]:
-    """At least 20 kinds of bad request for a model of this schema."""
+    """At least 20 kinds of bad request for a model of this schema, each wrong for the column it is put in."""
     names = schema.names
     width = len(names)
-    row: list[object] = [1.0] * width
+    row = valid_row(schema)
 
     def split(columns: list[str], data: list[Any]) -> bytes:
-        return json.dumps({"dataframe_split": {"columns": columns, "data": data}}).encode()
+        body = json.dumps({"dataframe_split": {"columns": columns, "data": data}}).encode()
+        for marker, token in RAW.items():
+            body = body.replace(f'"{marker}"'.encode(), token)
+        return body
 
-    def wrong_at(value: object) -> list[list[object]]:
-        return [[*row[:-1], value]]
+    def wrong(name: str, value: object, where: list[int]) -> list[BadRequest]:
+        """The valid row with `value` in the last of the columns `where` (no case when there is none)."""
+        if not where:
+            return []
+        return [
+            BadRequest(name, "POST", "/invocations", split(names, [[*row[: where[-1]], value, *row[where[-1] + 1 :]]]))
+        ]
+
+    def columns(*types: str, required: bool = False) -> list[int]:
+        return [i for i, f in enumerate(schema.features) if f.type in types and (f.required or not required)]
+
+    every = tuple({f.type for f in schema.features})
 
     infer = f"/v2/models/{model_name}/infer"
     cases = [
@@ -44,14 +80,15 @@ def catalogue(schema: InputSchema, model_name: str, max_rows: int, max_body_byte
         BadRequest("missing column", "POST", "/invocations", split(names[:-1], [row[:-1]])),
         BadRequest("duplicate column", "POST", "/invocations", split([names[0], *names[:-1]], [row])),
         BadRequest("row too short", "POST", "/invocations", split(names, [row[:-1]])),
-        BadRequest("row too long", "POST", "/invocations", split(names, [[*row, 1.0]])),
+        BadRequest("row too long", "POST", "/invocations", split(names, [[*row, row[-1]]])),
         BadRequest("a flat row", "POST", "/invocations", json.dumps({"inputs": row}).encode()),
-        BadRequest("string value", "POST", "/invocations", split(names, wrong_at("abc"))),
-        BadRequest("boolean value", "POST", "/invocations", split(names, wrong_at(True))),
-        BadRequest("null value", "POST", "/invocations", split(names, wrong_at(None))),
-        BadRequest("nested value", "POST", "/invocations", split(names, wrong_at([1.0]))),
-        BadRequest("NaN", "POST", "/invocations", split(names, wrong_at(1.0)).replace(b"1.0]]", b"NaN]]")),
-        BadRequest("Infinity", "POST", "/invocations", split(names, wrong_at(1.0)).replace(b"1.0]]", b"Infinity]]")),
+        *wrong("string value", "abc", columns(*NUMBERS, "boolean")),
+        *wrong("boolean value", True, columns(*NUMBERS, "string")),
+        *wrong("number in a text column", 7, columns("string", "boolean")),
+        *wrong("null value", None, columns(*every, required=True)),
+        *wrong("nested value", [1.0], columns(*every)),
+        *wrong("NaN", "mlci-raw-nan", columns(*every, required=True)),
+        *wrong("Infinity", "mlci-raw-infinity", columns(*every)),
         BadRequest("no rows", "POST", "/invocations", split(names, [])),
         BadRequest("too many rows", "POST", "/invocations", json.dumps({"inputs": [row] * (max_rows + 1)}).encode()),
         BadRequest("oversized body", "POST", "/invocations", b"{", declared_length=max_body_bytes + 1),

@@ -143,9 +143,10 @@ def _serving(
     seen: Measurements,
 ) -> GateResult:
     from .loadgen import drive
+    from .robustness_cases import valid_row
 
     gate = settings.gates.serving
-    row = _example_row(served)
+    row = valid_row(served.inputs, served.baseline)
     body = json.dumps({"inputs": [row]}).encode()
     drive(server.ready_url.replace("/readyz", "/invocations"), body, 1.0, gate.connections)  # warm-up
     load = drive(server.ready_url.replace("/readyz", "/invocations"), body, gate.seconds, gate.connections)
@@ -153,12 +154,6 @@ def _serving(
     return serving.verdict(
         load.requests_per_s, load.percentile_ms(99), load.errors, gate.p99_ms, gate.min_requests_per_s
     )
-
-
-def _example_row(served: manifest.ServedModel) -> list[float]:
-    if served.baseline is not None:
-        return [float(edges[len(edges) // 2]) if edges else 0.0 for edges in served.baseline.edges]
-    return [0.0] * len(served.inputs.features)
 
 
 def _robustness(
