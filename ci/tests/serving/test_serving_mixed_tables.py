@@ -76,3 +76,24 @@ def test_text_features_have_drift_gauges_of_their_category_shares(mixed_server):
     shifted = [[40, 1000.0, "Toulouse", "pro", 3]] * 100  # a city never seen, on every row
     assert server.post("/invocations", {"dataframe_split": {"columns": COLUMNS, "data": shifted}})[0] == 200
     assert server.metrics()['mlci_feature_psi{feature="city"}'] > 1.0
+
+
+def test_a_regression_counts_its_predicted_values_in_a_histogram(tmp_path):
+    from conftest import Server, start_server
+
+    from mlci.package import package
+    from models import save_mixed_model
+
+    served = package(str(save_mixed_model(tmp_path / "model", "regression")), tmp_path / "serving", log=print)
+    process = start_server(served, tmp_path / "serve.log")
+    try:
+        server = Server(process)
+        status, answer = server.post("/invocations", {"dataframe_split": {"columns": COLUMNS, "data": ROWS}})
+        assert status == 200 and len(answer["predictions"]) == 3
+        series = server.metrics()
+        assert series["mlci_prediction_value_count"] == 3
+        assert series['mlci_prediction_value_bucket{le="+Inf"}'] == 3
+        assert series["mlci_prediction_value_sum"] == pytest.approx(sum(np.ravel(answer["predictions"])))
+        assert not any(name.startswith("mlci_predictions_total{") for name in series)  # no classes to count
+    finally:
+        process.stop()

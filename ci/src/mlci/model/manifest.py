@@ -33,11 +33,13 @@ def artifact_sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """What the model returns: class probabilities (one column per class) or plain values."""
+    """What the model returns: class probabilities (one column per class) or plain values; for numbers (a
+    regression), `edges` are the bounds of the histogram of predicted values that the server keeps."""
 
     name: str
     kind: Literal["probabilities", "values"]
     classes: tuple[str, ...] = ()
+    edges: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,12 @@ class ServedModel:
             "source": self.source,
             "source_sha256": self.source_sha256,
             "inputs": self.inputs.to_dict(),
-            "output": {"name": self.output.name, "kind": self.output.kind, "classes": list(self.output.classes)},
+            "output": {
+                "name": self.output.name,
+                "kind": self.output.kind,
+                "classes": list(self.output.classes),
+                "edges": list(self.output.edges),
+            },
             "baseline": self.baseline.to_dict() if self.baseline else None,
             "onnx": self.onnx,
             "parity": self.parity,
@@ -116,7 +123,12 @@ def load(directory: Path, verify: bool = True) -> ServedModel:
             source=str(data["source"]),
             source_sha256=str(data["source_sha256"]),
             inputs=InputSchema.from_dict(data["inputs"]),
-            output=OutputSpec(str(output["name"]), output["kind"], tuple(str(c) for c in output["classes"])),
+            output=OutputSpec(
+                str(output["name"]),
+                output["kind"],
+                tuple(str(c) for c in output["classes"]),
+                tuple(float(e) for e in output.get("edges") or ()),
+            ),
             baseline=Baseline.from_dict(data["baseline"]) if data.get("baseline") else None,
             onnx=dict(data.get("onnx") or {}),
             parity=dict(data.get("parity") or {}),

@@ -188,6 +188,11 @@ def _output_spec(reference: np.ndarray, mlmodel: dict[str, Any], name: str) -> O
         and np.allclose(reference.sum(axis=1), 1.0, atol=1e-4)
     ):
         return OutputSpec(name, "probabilities", _classes(mlmodel, reference.shape[1]))
+    values = reference.reshape(-1) if reference.ndim == 1 or reference.shape[1:] == (1,) else None
+    if values is not None and values.dtype.kind == "f" and np.isfinite(values).all() and values.size:
+        # One number per row, a regression: deciles of what it predicts on the sample bound its histogram.
+        edges = np.unique(np.quantile(values, np.linspace(0.1, 0.9, 9)))
+        return OutputSpec(name, "values", (), tuple(float(e) for e in edges))
     return OutputSpec(name, "values")
 
 

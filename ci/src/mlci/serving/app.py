@@ -75,6 +75,7 @@ class ServingApp:
         self.runtime: Runtime | None = None
         self.ready = False
         self.probabilities = model.output.kind == "probabilities"
+        self.values = bool(model.output.edges)
         self._tasks: set[asyncio.Task[None]] = set()
         self._openapi = dumps(describe(model))
         self._v2_metadata = dumps(v2.metadata(model))
@@ -221,6 +222,8 @@ class ServingApp:
         output = self.runtime.predict(batch)
         if self.probabilities:
             self.metrics.record_predictions(output)
+        elif self.values:
+            self.metrics.record_values(output)
         self.metrics.record_features(batch)
         return output
 

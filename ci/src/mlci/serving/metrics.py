@@ -54,6 +54,7 @@ class Layout:
     classes: tuple[str, ...]
     features: int
     bins: int
+    values: tuple[float, ...] = ()  # bounds of the predicted-value histogram (a regression), none for classes
 
     @property
     def latency(self) -> int:
@@ -72,8 +73,12 @@ class Layout:
         return self.predictions + len(self.classes)
 
     @property
-    def window_rows(self) -> int:
+    def value(self) -> int:
         return self.score + len(SCORE_BUCKETS) + 3
+
+    @property
+    def window_rows(self) -> int:
+        return self.value + (len(self.values) + 3 if self.values else 0)
 
     @property
     def drift(self) -> int:
@@ -158,6 +163,22 @@ class ServerMetrics:
         cells[score_at + stride + 1] += float(best_score.sum())
         cells[score_at + stride + 2] += proba.shape[0]
 
+    def record_values(self, output: np.ndarray) -> None:
+        """Count each row's predicted number into the predicted-value histogram."""
+        values = self.layout.values
+        if not values or output.size != output.shape[0]:
+            return
+        predicted = output.reshape(-1).astype(np.float64)
+        base = self.layout.value
+        if predicted.size == 1:  # the common case, without numpy's per-call overhead
+            number = float(predicted[0])
+            self._cells[base + bisect_left(values, number)] += 1.0
+        else:
+            counts = np.bincount(np.searchsorted(values, predicted, side="left"), minlength=len(values) + 1)
+            self.row[base : base + len(values) + 1] += counts
+        self._cells[base + len(values) + 1] += float(predicted.sum())
+        self._cells[base + len(values) + 2] += predicted.size
+
     def record_features(self, batch: Batch) -> None:
         """Queue scored rows for the drift window; they are binned in batches (text features at once, by name)."""
         if self.window is None or self.baseline is None:
@@ -225,6 +246,10 @@ class ServerMetrics:
         score = HistogramMetricFamily("mlci_prediction_score", "Probability of the predicted class, per row scored.")
         score.add_metric([], *_histogram(SCORE_BUCKETS, total, layout.score))
         yield score
+        if layout.values:
+            value = HistogramMetricFamily("mlci_prediction_value", "The number predicted, per row scored (regression).")
+            value.add_metric([], *_histogram(layout.values, total, layout.value))
+            yield value
         if self.baseline is not None and self._expected is not None:
             counts = total[layout.drift : layout.width].reshape(layout.features, layout.bins)
             yield GaugeMetricFamily(
@@ -245,8 +270,14 @@ class ServerMetrics:
 def _histogram(bounds: tuple[float, ...], total: np.ndarray, base: int) -> tuple[list[tuple[str, float]], float]:
     """A histogram's cumulative buckets (+Inf last) and its sum, from its cells: buckets, +Inf, sum, count."""
     cumulative = np.cumsum(total[base : base + len(bounds) + 1]).tolist()
-    buckets = [(f"{bound:g}", cumulative[i]) for i, bound in enumerate(bounds)]
+    buckets = [(_bound(bound), cumulative[i]) for i, bound in enumerate(bounds)]
     return [*buckets, ("+Inf", cumulative[-1])], float(total[base + len(bounds) + 1])
+
+
+def _bound(bound: float) -> str:
+    """A bucket's `le`: short where that is exact (0.0005, 1), every digit otherwise (no two bounds may read alike)."""
+    short = f"{bound:g}"
+    return short if float(short) == bound else repr(bound)
 
 
 def _timestamp(iso: str | None) -> float | None:

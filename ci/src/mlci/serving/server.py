@@ -128,8 +128,9 @@ def serve(model: ServedModel, options: ServeOptions) -> int:
     """Serve until SIGTERM/SIGINT; the exit status (0 after a clean drain)."""
     sock = bind(options.host, options.port)
     classes = model.output.classes if model.output.kind == "probabilities" else ()
+    edges = model.output.edges if model.output.kind == "values" else ()
     baseline = model.baseline
-    layout = Layout(classes, len(baseline.features) if baseline else 0, baseline.bins if baseline else 0)
+    layout = Layout(classes, len(baseline.features) if baseline else 0, baseline.bins if baseline else 0, edges)
     slab = shared_slab(options.workers, layout.width)
     host, port = sock.getsockname()[:2]
     log.info(
