@@ -7,6 +7,7 @@ bins and compares the two (`mlci.serving.drift`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,10 @@ class Baseline:
     def is_text(self, i: int) -> bool:
         return bool(self.categories[i])
 
+    @cached_property
+    def _category_bins(self) -> list[dict[str, int]]:
+        return [{category: j for j, category in enumerate(names)} for names in self.categories]
+
     @property
     def bins(self) -> int:
         """The number of bins of the widest feature; narrower ones are padded with empty bins."""
@@ -62,9 +67,9 @@ class Baseline:
         for i, name in enumerate(self.features):
             values = columns[name]
             if self.is_text(i):
-                known = {category: j for j, category in enumerate(self.categories[i])}
+                known = self._category_bins[i]
                 other = len(known)
-                result[:, i] = [known.get(MISSING_TEXT if v is None else str(v), other) for v in values]
+                result[:, i] = [known.get(MISSING_TEXT if v is None else v, other) for v in values]
             else:
                 numbers = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
                 result[:, i] = bin_indices(numbers[:, None], edges[i : i + 1])[:, 0]

@@ -83,10 +83,11 @@ def export_sklearn(
     if method not in ("predict", "predict_proba"):
         raise ModelError(f"pyfunc_predict_fn {method!r} has no ONNX export; mlci exports predict and predict_proba")
     options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
-    if sample.matrix is not None:
+    by_name = _selects_columns_by_name(model)
+    if sample.matrix is not None and not by_name:
         onnx_model = to_onnx(model, sample.matrix[:1], options=options)
         info = {"input": onnx_model.graph.input[0].name, "dtype": sample.matrix.dtype.name}
-    else:
+    else:  # text columns, or a ColumnTransformer that picks columns by name: one input per column
         inputs = [
             (f.name, StringTensorType([None, 1]) if f.type == "string" else DoubleTensorType([None, 1]))
             for f in schema.features
@@ -99,6 +100,19 @@ def export_sklearn(
     write_atomic(out, onnx_model.SerializeToString())
     info["output"] = "probabilities" if method == "predict_proba" else onnx_model.graph.output[0].name
     return info
+
+
+def _selects_columns_by_name(model: Any) -> bool:
+    """Whether a ColumnTransformer anywhere in the model picks its columns by name."""
+    from sklearn.compose import ColumnTransformer
+
+    steps = [step for _, step in model.steps] if hasattr(model, "steps") else [model]
+    return any(
+        isinstance(step, ColumnTransformer)
+        and any(isinstance(columns, str) or (isinstance(columns, list) and columns and isinstance(columns[0], str))
+                for _, _, columns in step.transformers)
+        for step in steps
+    )  # fmt: skip
 
 
 def impute_in_double(onnx_model: Any) -> int:

@@ -12,6 +12,7 @@ import mmap
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
@@ -122,7 +123,7 @@ class ServerMetrics:
             else None
         )
         self._pending: list[np.ndarray] = []
-        self._pending_bins: list[np.ndarray] = []
+        self._pending_columns: list[dict[str, list[Any]]] = []
         self._pending_rows = 0
         # The layout's offsets as plain ints: they are read on every request.
         self._latency, self._stride = layout.latency, layout.latency_stride
@@ -185,8 +186,8 @@ class ServerMetrics:
             return
         if batch.matrix is not None:
             self._pending.append(batch.matrix)
-        elif batch.columns is not None:
-            self._pending_bins.append(self.baseline.bin_columns(batch.columns))
+        elif batch.columns is not None:  # binned at the flush, with the rows queued with it
+            self._pending_columns.append(batch.columns)
         self._pending_rows += batch.rows
         if self._pending_rows >= DRIFT_FLUSH_ROWS:
             self.flush_drift()
@@ -194,12 +195,13 @@ class ServerMetrics:
     def flush_drift(self) -> None:
         if self.window is None or not self._pending_rows:
             return
-        pending, bins = self._pending, self._pending_bins
-        self._pending, self._pending_bins, self._pending_rows = [], [], 0
+        pending, columns = self._pending, self._pending_columns
+        self._pending, self._pending_columns, self._pending_rows = [], [], 0
         if pending:
             self.window.add(np.concatenate(pending) if len(pending) > 1 else pending[0])
-        if bins:
-            self.window.add_bins(np.concatenate(bins) if len(bins) > 1 else bins[0])
+        if columns and self.baseline is not None:
+            joined = {name: [v for batch in columns for v in batch[name]] for name in self.baseline.features}
+            self.window.add_bins(self.baseline.bin_columns(joined))
         self._cells[self.layout.window_rows] = float(self.window.rows)
 
     def exposition(self) -> bytes:

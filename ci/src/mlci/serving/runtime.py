@@ -36,11 +36,17 @@ class OnnxRuntime:
         self.names = model.inputs.names
 
     def predict(self, batch: Batch) -> np.ndarray:
-        if batch.columns is None:
+        if self.input:
             assert batch.matrix is not None
             matrix = batch.matrix if batch.matrix.dtype == self.dtype else batch.matrix.astype(self.dtype)
             return np.asarray(self.session.run(self.outputs, {self.input: matrix})[0])
         feed = {}
+        if batch.columns is None:  # numbers only, in one matrix: a column each for a model fed by name
+            assert batch.matrix is not None
+            matrix = batch.matrix.astype(self.dtype, copy=False)
+            return np.asarray(
+                self.session.run(self.outputs, {n: matrix[:, i : i + 1] for i, n in enumerate(self.names)})[0]
+            )
         for name, text in zip(self.names, self.text, strict=True):
             values = batch.columns[name]
             if text:
