@@ -25,9 +25,10 @@ STAGES = ["ingest", "validate", "featurize", "train", "evaluate", "package"]
 class Project:
     """A baked, set-up project with its first `dvc repro` already run."""
 
-    def __init__(self, root: Path, first_repro: Timed) -> None:
+    def __init__(self, root: Path, first_repro: Timed, drafted: Timed | None = None) -> None:
         self.root = root
         self.first_repro = first_repro
+        self.drafted = drafted  # `make contract`, when the test brought its own table
         self.package = root.name.replace("-", "_")
 
     def sh(self, *args: str, cwd: Path | None = None) -> Timed:
@@ -321,3 +322,89 @@ class TestSklearnProject(PipelineContract):
 
 class TestPytorchProject(PipelineContract):
     framework = "pytorch"
+
+
+def customers_table(rows: int = 600, seed: int = 7) -> pd.DataFrame:
+    """A table as a team brings it: integers, floats with gaps, text categories with gaps, a text label, and some
+    rows without a label."""
+    import numpy as np
+
+    generator = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": generator.integers(18, 90, rows),
+            "income": np.where(generator.random(rows) < 0.1, np.nan, generator.normal(50_000, 15_000, rows).round(2)),
+            "city": np.where(generator.random(rows) < 0.08, None, generator.choice(["Paris", "Lyon", "Nice"], rows)),
+            "plan": generator.choice(["basic", "pro", "team"], rows),
+            "visits": generator.integers(0, 30, rows),
+        }
+    )
+    score = frame["age"] / 90 + (frame["plan"] != "basic") * 0.8 + frame["visits"] / 30
+    frame["churned"] = np.where(score > score.median(), "yes", "no")
+    frame.loc[generator.choice(rows, 12, replace=False), "churned"] = None
+    return frame
+
+
+class TestAMixedTable:
+    """Bringing one's own table, as the README says: copy it, point ingest at it, `make contract`, `make repro`,
+    `make certify`; then serve rows with text and missing values."""
+
+    @pytest.fixture(scope="class")
+    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Project:
+        root = bake(tmp_path_factory.mktemp("mixed"), model_framework="sklearn")
+        run(["make", "setup"], root).check()
+        customers_table().to_csv(root / "data" / "external" / "customers.csv", index=False)
+        params = root / "params.yaml"
+        text = params.read_text()
+        for old, new in (("source: sklearn:breast_cancer", "source: data/external/customers.csv"),
+                         ("target: target", "target: churned")):  # fmt: skip
+            assert old in text, old
+            text = text.replace(old, new)
+        params.write_text(text)
+        drafted = run(["make", "contract"], root, env=project_env(root)).check()
+        commit_all(root, "Bring a table")
+        first = run(["dvc", "repro"], root, env=project_env(root)).check()
+        commit_all(root, "Reproduce the pipeline")
+        return Project(root, first, drafted)
+
+    def test_the_contract_is_drafted_from_the_data(self, project):
+        assert project.drafted is not None and "12 rows without a label" in project.drafted.stdout
+        contract = yaml.safe_load((project.root / "params.yaml").read_text())["validate"]
+        columns = contract["columns"]
+        assert columns["city"]["type"] == "category" and columns["city"]["values"] == ["Lyon", "Nice", "Paris"]
+        assert columns["city"]["max_null_share"] > 0 and "max_null_share" not in columns["plan"]
+        assert columns["age"]["type"] == "number" and columns["income"]["max_null_share"] > 0
+        assert contract["min_rows"] == (600 - 12) // 2
+
+    def test_ingest_drops_the_rows_without_a_label_and_says_so(self, project):
+        assert "dropped 12 of 600 rows without a label" in project.first_repro.stdout
+        assert pd.read_parquet(project.root / "data" / "raw" / "dataset.parquet")["churned"].notna().all()
+
+    def test_the_model_is_served_by_onnx_and_every_gate_passes(self, project):
+        served = json.loads((project.root / "models" / "serving" / "serving.json").read_text())
+        assert served["runtime"] == "onnx" and served["onnx"]["feed"] == "columns"
+        optional = {f["name"] for f in served["inputs"]["features"] if not f["required"]}
+        assert optional == {"income", "city"}
+        result = project.sh("make", "certify")
+        certificate = json.loads((project.root / "reports" / "certification" / "certificate.json").read_text())
+        failing = {g["gate"]: g["reason"] for g in certificate["gates"] if g["status"] != "pass"}
+        assert result.returncode == 0 and failing == {}, (failing, result.stdout[-2000:])
+
+    def test_mlci_serves_rows_with_text_and_missing_values(self, project, tmp_path):
+        from mlci.certify.process import ServerProcess, free_port
+
+        port = free_port()
+        mlci = str(project.root / ".venv" / "bin" / "mlci")
+        rows = [
+            {"age": 40, "income": None, "city": None, "plan": "pro", "visits": 3},
+            {"age": 22, "income": 51000.5, "city": "Marseille", "plan": "basic", "visits": 0},
+        ]
+        body = json.dumps({"dataframe_records": rows}).encode()
+        with ServerProcess([mlci, "serve", "models/serving", "--port", str(port)],
+                           f"http://127.0.0.1:{port}/readyz", tmp_path / "serve.log", cwd=project.root):  # fmt: skip
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                predictions = json.loads(response.read())["predictions"]
+        assert len(predictions) == 2 and all(abs(sum(p) - 1) < 1e-4 for p in predictions)

@@ -23,7 +23,8 @@ def test_nulls_fail_the_null_expectation_of_that_column(sample, params):
 
 
 def test_out_of_range_values_fail_the_range_expectation(sample, params):
-    column, (_, high) = next(iter(params.validate_.columns.items()))
+    column, number = next(iter(params.validate_.numeric().items()))
+    high = number.range[1]
     broken = sample.copy()
     broken.loc[:2, column] = high * 10
     failed = validate_frame(broken, params.validate_, params.ingest.target)

@@ -38,8 +38,17 @@ def read_source(params: IngestParams) -> pd.DataFrame:
     return frame
 
 
+def labelled(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
+    """The rows that carry a label, and how many did not (they cannot train or test anything)."""
+    keep = frame[target].notna()
+    return frame[keep].reset_index(drop=True), int((~keep).sum())
+
+
 def ingest(params: Params) -> None:
-    write_parquet_atomic(read_source(params.ingest), RAW_DATA)
+    frame, dropped = labelled(read_source(params.ingest), params.ingest.target)
+    if dropped:
+        print(f"ingest: dropped {dropped} of {dropped + len(frame)} rows without a label ({params.ingest.target!r})")
+    write_parquet_atomic(frame, RAW_DATA)
 
 
 def main() -> None:

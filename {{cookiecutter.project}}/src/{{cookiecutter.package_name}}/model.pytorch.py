@@ -48,7 +48,7 @@ def fit(params: TrainParams, features: pd.DataFrame, labels: pd.Series, seed: in
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     classes = sorted(labels.unique().tolist())
-    x = torch.tensor(features.to_numpy(dtype=np.float32))
+    x = torch.tensor(model_input(features))
     y = torch.tensor(labels.map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64))
     std = x.std(dim=0)
     model = Classifier(
@@ -72,7 +72,20 @@ def fit(params: TrainParams, features: pd.DataFrame, labels: pd.Series, seed: in
 
 def model_input(features: pd.DataFrame) -> np.ndarray:
     """What the logged model takes: a float32 matrix, features in training column order."""
+    text = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if text:
+        from .stage import StageError
+
+        raise StageError(
+            f"column {text[0]!r} holds text ({len(text)} such columns): the PyTorch model takes numbers only; "
+            "encode them as numbers before ingest, or bake the project with model_framework=sklearn"
+        )
     return features.to_numpy(dtype=np.float32, copy=True)
+
+
+def signature_input(features: pd.DataFrame) -> np.ndarray:
+    """What the signature is inferred from: the float32 matrix the model takes (a tensor signature)."""
+    return model_input(features.head(5))
 
 
 def predict_proba(model: Classifier, features: pd.DataFrame) -> Any:

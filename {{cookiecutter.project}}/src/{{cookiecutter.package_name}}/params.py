@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from .model import TrainParams
 
@@ -40,19 +40,54 @@ class IngestParams(Strict):
 
 
 Range = Annotated[list[float], Field(min_length=2, max_length=2)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class NumericColumn(Strict):
+    """A number in [min, max]; at most `max_null_share` of the rows may miss it."""
+
+    type: Literal["number"] = "number"
+    range: Range
+    max_null_share: Share = 0.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NumericColumn:
+        low, high = self.range
+        if low > high:
+            raise ValueError(f"range [{low}, {high}] has min above max")
+        return self
+
+
+class CategoryColumn(Strict):
+    """Text, one of `values`; at most `max_null_share` of the rows may miss it."""
+
+    type: Literal["category"]
+    values: list[str] = Field(min_length=1)
+    max_null_share: Share = 0.0
+
+
+def _shorthand(value: object) -> object:
+    """`[min, max]` is a numeric column that no row may miss."""
+    return {"type": "number", "range": value} if isinstance(value, list) else value
+
+
+Column = Annotated[
+    Annotated[NumericColumn, Tag("number")] | Annotated[CategoryColumn, Tag("category")],
+    Discriminator(lambda v: v.get("type", "number") if isinstance(v, dict) else getattr(v, "type", "number")),
+    BeforeValidator(_shorthand),
+]
 
 
 class ValidateParams(Strict):
     min_rows: int = Field(ge=1)
     min_class_fraction: float = Field(gt=0, lt=1)
-    columns: dict[str, Range] = Field(min_length=1)
+    columns: dict[str, Column] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _ordered_ranges(self) -> ValidateParams:
-        for name, (low, high) in self.columns.items():
-            if low > high:
-                raise ValueError(f"column {name!r}: range [{low}, {high}] has min above max")
-        return self
+    def numeric(self) -> dict[str, NumericColumn]:
+        return {name: c for name, c in self.columns.items() if isinstance(c, NumericColumn)}
+
+    def categories(self) -> dict[str, CategoryColumn]:
+        return {name: c for name, c in self.columns.items() if isinstance(c, CategoryColumn)}
 
 
 class FeaturizeParams(Strict):

@@ -32,5 +32,9 @@ def write_json_atomic(data: Any, path: Path) -> None:
     _replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
 
 
+def write_text_atomic(text: str, path: Path) -> None:
+    _replace_atomically(path, lambda tmp: tmp.write_text(text))
+
+
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     _replace_atomically(path, lambda tmp: frame.to_csv(tmp, index=False))

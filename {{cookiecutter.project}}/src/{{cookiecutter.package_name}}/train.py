@@ -63,13 +63,14 @@ def train(params: Params) -> None:
         train_accuracy = float(np.mean(predicted_labels(proba, classes) == labels.to_numpy()))
         mlflow.log_metric("train_accuracy", train_accuracy)
         sample = framework.model_input(features.head(5))
-        signature = infer_signature(sample, proba[:5])
+        # From every training row: a column that misses values there is optional in the signature (served nulls).
+        signature = infer_signature(framework.signature_input(features), proba[:5])
         # Travels in the model's MLmodel file: what mlci serves drift gauges and class names from.
         metadata = {
             "mlci": {
                 "name": REGISTERED_MODEL,
                 "classes": [str(c) for c in classes],
-                "baseline": feature_baseline(features.to_numpy(dtype=np.float64), list(features.columns)),
+                "baseline": feature_baseline(features, list(features.columns)),
             }
         }
         logged = framework.log_model(model, REGISTERED_MODEL, signature, sample, metadata)

@@ -1,7 +1,8 @@
 """Stage validate: the data contract as a Great Expectations suite, checked on the raw data.
 
-The suite is code: schema (exact column set, numeric features), no nulls, value ranges per column,
-row count and class balance, all read from the `validate` section of params.yaml. A failing suite
+The suite is code: schema (exact column set), per column its type, null share and range (numbers) or allowed
+values (categories), row count and class balance, all read from the `validate` section of params.yaml (which
+`make contract` drafts from the data). A failing suite
 fails the stage with the list of failed expectations, and reports/validation.json holds the details.
 """
 
@@ -44,14 +45,22 @@ def build_suite(contract: ValidateParams, target: str, classes: list[Any]) -> An
     suite = gx.ExpectationSuite(name="data_contract")
     suite.add_expectation(ex.ExpectTableColumnsToMatchSet(column_set=[*contract.columns, target], exact_match=True))
     suite.add_expectation(ex.ExpectTableRowCountToBeBetween(min_value=contract.min_rows))
-    for column, (low, high) in contract.columns.items():
-        suite.add_expectation(ex.ExpectColumnValuesToNotBeNull(column=column))
+    for column, spec in contract.columns.items():
+        if spec.max_null_share == 0:
+            suite.add_expectation(ex.ExpectColumnValuesToNotBeNull(column=column))
+        elif spec.max_null_share < 1:
+            suite.add_expectation(ex.ExpectColumnValuesToNotBeNull(column=column, mostly=1 - spec.max_null_share))
+    for column, number in contract.numeric().items():
+        low, high = number.range
         suite.add_expectation(
             ex.ExpectColumnValuesToBeInTypeList(
-                column=column, type_list=["int", "int32", "int64", "float", "float32", "float64"]
+                column=column, type_list=["int", "int8", "int16", "int32", "int64", "float", "float32", "float64"]
             )
         )
         suite.add_expectation(ex.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
+    for column, category in contract.categories().items():
+        # A category outside the contract's values is one the model never saw in training.
+        suite.add_expectation(ex.ExpectColumnValuesToBeInSet(column=column, value_set=category.values))
     suite.add_expectation(ex.ExpectColumnValuesToNotBeNull(column=target))
     for label in classes:
         # At least min_class_fraction of the rows carry each label: no class may (nearly) vanish.

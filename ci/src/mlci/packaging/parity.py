@@ -62,8 +62,12 @@ def check_parity(packaged: Path, trained: Path, rows: Any, tolerance: float) -> 
 
     served_model = manifest.load(packaged)
     schema = served_model.inputs
-    matrix = np.asarray(rows[schema.names] if hasattr(rows, "columns") and schema.layout == "columns" else rows)
-    batch = Batch(matrix.astype(schema.dtype), None, matrix.shape[0])
+    if schema.numeric:
+        matrix = np.asarray(rows[schema.names] if hasattr(rows, "columns") and schema.layout == "columns" else rows)
+        batch = Batch(matrix.astype(schema.dtype), None, matrix.shape[0])
+    else:  # text columns: column by column, a missing value as None (as a request brings it)
+        columns = {name: rows[name].astype(object).where(rows[name].notna(), None).tolist() for name in schema.names}
+        batch = Batch(None, columns, len(rows))
     served = load_runtime(served_model, threads=1).predict(batch)
     reference = mlflow.pyfunc.load_model(str(trained)).predict(model_input(schema, batch))
     return compare(served, reference, tolerance)
