@@ -25,10 +25,10 @@ STAGES = ["ingest", "validate", "featurize", "train", "evaluate", "package"]
 class Project:
     """A baked, set-up project with its first `dvc repro` already run."""
 
-    def __init__(self, root: Path, first_repro: Timed, drafted: Timed | None = None) -> None:
+    def __init__(self, root: Path, first_repro: Timed, steps: dict[str, Timed] | None = None) -> None:
         self.root = root
         self.first_repro = first_repro
-        self.drafted = drafted  # `make contract`, when the test brought its own table
+        self.steps = steps or {}  # what the fixture ran before the first repro, by name
         self.package = root.name.replace("-", "_")
 
     def sh(self, *args: str, cwd: Path | None = None) -> Timed:
@@ -361,14 +361,24 @@ class TestAMixedTable:
             assert old in text, old
             text = text.replace(old, new)
         params.write_text(text)
-        drafted = run(["make", "contract"], root, env=project_env(root)).check()
+        steps = {"contract": run(["make", "contract"], root, env=project_env(root)).check()}
         commit_all(root, "Bring a table")
+        # A first repro that fails (the data misses the contract), then the README's `git add -A`.
+        drafted = params.read_text()
+        rows = yaml.safe_load(drafted)["validate"]["min_rows"]
+        params.write_text(drafted.replace(f"min_rows: {rows}", "min_rows: 1000000"))
+        steps["failed repro"] = run(["dvc", "repro"], root, env=project_env(root))
+        steps["raw data"] = run(["ls", "data/raw"], root)
+        run(["git", "add", "-A"], root).check()
+        steps["staged"] = run(["git", "diff", "--cached", "--name-only"], root).check()
+        run(["git", "reset", "--quiet"], root).check()
+        params.write_text(drafted)
         first = run(["dvc", "repro"], root, env=project_env(root)).check()
         commit_all(root, "Reproduce the pipeline")
-        return Project(root, first, drafted)
+        return Project(root, first, steps)
 
     def test_the_contract_is_drafted_from_the_data(self, project):
-        assert project.drafted is not None and "12 rows without a label" in project.drafted.stdout
+        assert "12 rows without a label" in project.steps["contract"].stdout
         contract = yaml.safe_load((project.root / "params.yaml").read_text())["validate"]
         columns = contract["columns"]
         assert columns["city"]["type"] == "category" and columns["city"]["values"] == ["Lyon", "Nice", "Paris"]
@@ -376,8 +386,17 @@ class TestAMixedTable:
         assert columns["age"]["type"] == "number" and columns["income"]["max_null_share"] > 0
         assert contract["min_rows"] == (600 - 12) // 2
 
+    def test_after_a_failed_first_repro_git_add_commits_no_data(self, project):
+        failed = project.steps["failed repro"]
+        assert failed.returncode != 0 and "expect_table_row_count_to_be_between" in failed.stdout + failed.stderr
+        assert "dataset.parquet" in project.steps["raw data"].stdout  # ingest ran: there was data to commit
+        staged = project.steps["staged"].stdout.split()
+        assert "params.yaml" in staged  # the edited contract is seen, and nothing DVC tracks
+        tracked_by_dvc = ("data/raw", "data/prepared", "models/", "reports/validation.json", "metrics.json", "plots/")
+        assert [path for path in staged if path.startswith(tracked_by_dvc)] == [], staged
+
     def test_ingest_drops_the_rows_without_a_label_and_says_so(self, project):
-        assert "dropped 12 of 600 rows without a label" in project.first_repro.stdout
+        assert "dropped 12 of 600 rows without a label" in project.steps["failed repro"].stdout  # ingest ran there
         assert pd.read_parquet(project.root / "data" / "raw" / "dataset.parquet")["churned"].notna().all()
 
     def test_the_model_is_served_by_onnx_and_every_gate_passes(self, project):

@@ -281,3 +281,22 @@ def test_a_model_that_fails_to_load_stops_the_server(forest_package, tmp_path):
     )
     assert done.returncode == 3
     assert "the model failed to load" in done.stderr
+
+
+def test_a_server_stopped_while_its_workers_load_exits_0(forest_dir, tmp_path):
+    """SIGTERM before the workers are ready (a pyfunc model loads for seconds): a clean stop, not a failure."""
+    from mlci.package import package
+
+    served = package(str(forest_dir), tmp_path / "pyfunc", runtime="pyfunc", log=lambda _: None)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [MLCI, "serve", str(served.directory), "--workers", "2", "--port", str(free_port())],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while b"with 2 worker(s)" not in log.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=60) == 0, log.read_text()

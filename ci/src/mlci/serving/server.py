@@ -160,25 +160,35 @@ def _supervise(model: ServedModel, options: ServeOptions, sock: socket.socket, s
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for index in range(options.workers):
-        pid = os.fork()
-        if pid == 0:  # the worker
-            for sig in previous:
-                signal.signal(sig, signal.SIG_DFL)
-            code = 1
-            try:
-                code = _run_worker(index, model, options, sock, slab, layout)
-            finally:
-                os._exit(code)
-        children[pid] = index
+    signals = {signal.SIGINT, signal.SIGTERM}
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
+    # A stop that arrives while workers fork waits until every worker is known (and each has its own handlers):
+    # else a worker forked after it would run on, or one not yet reset would run the supervisor's handler.
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        for index in range(options.workers):
+            pid = os.fork()
+            if pid == 0:  # the worker
+                for sig in previous:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+                code = 1
+                try:
+                    code = _run_worker(index, model, options, sock, slab, layout)
+                finally:
+                    os._exit(code)
+            children[pid] = index
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)  # a pending stop is handled here, with every worker
     sock.close()
     status = 0
     while children:
         pid, wait_status = os.wait()
         children.pop(pid, None)
         code = os.waitstatus_to_exitcode(wait_status)
-        if code != 0 or not stopping:
+        # A worker still loading its model when the server stops dies of the SIGTERM itself: that is a clean stop.
+        stopped_while_loading = stopping and code == -signal.SIGTERM
+        if (code != 0 and not stopped_while_loading) or not stopping:
             if not stopping:
                 log.error("worker %d exited with status %d; stopping the server", pid, code)
             status = status or (code if code > 0 else 1)
