@@ -38,3 +38,66 @@ def test_a_vanishing_class_fails_the_balance_expectation(sample, params):
     broken = np.concatenate([keep.index.to_numpy(), sample.index[sample[target] == rare][:1]])
     failed = validate_frame(sample.loc[broken], params.validate_, target)
     assert ("expect_column_values_to_be_in_set", target) in {(f.expectation, f.column) for f in failed}
+
+
+def checks(failed):
+    return {(str(f).split(" (")[0], f.column) for f in failed}
+
+
+def test_a_column_equal_to_the_label_is_target_leakage(sample, params):
+    target = params.ingest.target
+    leaked = sample.copy()
+    column = next(iter(params.validate_.numeric()))
+    leaked[column] = leaked[target].astype(float)
+    assert ("target leakage", column) in checks(validate_frame(leaked, params.validate_, target))
+
+
+def test_half_the_rows_repeated_are_duplicate_rows(sample, params):
+    import pandas as pd
+
+    doubled = pd.concat([sample, sample.head(len(sample) // 2)], ignore_index=True)
+    failed = validate_frame(doubled, params.validate_, params.ingest.target)
+    assert any(str(f).startswith("duplicate rows") for f in failed), failed
+
+
+def test_a_column_of_one_value_is_a_constant_column(sample, params):
+    column = next(c for c in params.validate_.numeric() if c not in params.validate_.constant_columns)
+    constant = sample.assign(**{column: sample[column].iloc[0]})
+    failed = validate_frame(constant, params.validate_, params.ingest.target)
+    assert any(str(f).startswith("constant column") and f.column == column for f in failed)
+
+
+def test_test_rows_that_are_training_rows_are_train_test_overlap(sample, params):
+    from {{ cookiecutter.package_name }}.validate import overlap
+
+    train, test = sample.iloc[:200], sample.iloc[150:250]
+    (failure,) = overlap(train, test, params.validate_, params.ingest.target)
+    assert failure.check == "train/test overlap" and "50 of 100 test rows" in str(failure)
+    assert overlap(sample.iloc[:200], sample.iloc[200:], params.validate_, params.ingest.target) == []
+
+
+def test_a_category_the_contract_never_listed_is_an_unseen_category(params):
+    import pandas as pd
+
+    from {{ cookiecutter.package_name }}.params import ValidateParams
+
+    contract = ValidateParams(
+        min_rows=1,
+        min_class_fraction=0.1,
+        columns={"colour": {"type": "category", "values": ["red", "blue"]}, "size": [0, 10]},
+    )
+    frame = pd.DataFrame({"colour": ["red", "blue", "purple", "red"] * 10, "size": range(40), "y": [0, 1] * 20})
+    failed = validate_frame(frame, contract, "y")
+    assert [str(f).split(" (")[0] for f in failed if f.column == "colour"] == ["unseen category"]
+    assert "purple" in next(f.detail for f in failed if f.column == "colour")
+
+
+def test_the_balance_check_names_the_rare_class_and_the_bound(sample, params):
+    import pandas as pd
+
+    target = params.ingest.target
+    rare = sample[target].value_counts().index[-1]
+    one_left = pd.concat([sample[sample[target] != rare], sample[sample[target] == rare].head(1)])
+    (failure,) = [f for f in validate_frame(one_left, params.validate_, target) if f.column == target]
+    assert failure.check == "class balance" and repr(rare) in failure.detail
+    assert f"{params.validate_.min_class_fraction:.1%}" in failure.detail

@@ -120,6 +120,12 @@ def contract(params: Params, path: Path = PARAMS_FILE) -> None:
         print(f"contract: {dropped} rows without a label ({params.ingest.target!r}) are left out, as ingest does")
     section = draft(frame, params.ingest.target)
     write_text_atomic(replace_section(path.read_text(), render(section, params.ingest.source, len(frame))), path)
+    constant = [name for name in section["columns"] if frame[name].nunique(dropna=False) < 2]
+    if constant:
+        print(
+            f"contract: {', '.join(map(repr, constant))} hold(s) a single value, which the data gate refuses: drop "
+            "them from the data, or list them under validate.constant_columns"
+        )
     kinds = [spec["type"] for spec in section["columns"].values()]
     print(
         f"contract: wrote the validate section of {path}: {len(kinds)} columns ({kinds.count('number')} numeric, "

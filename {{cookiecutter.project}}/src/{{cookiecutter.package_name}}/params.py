@@ -82,6 +82,14 @@ class ValidateParams(Strict):
     min_rows: int = Field(ge=1)
     min_class_fraction: float = Field(gt=0, lt=1)
     columns: dict[str, Column] = Field(min_length=1)
+    # Rows that repeat another row entirely (features and label), at most this share of them.
+    max_duplicate_share: Share = 0.01
+    # Test rows whose features are also a training row's, at most this share of the test set.
+    max_train_test_overlap: Share = 0.01
+    # A feature that alone predicts the label this well (accuracy, or |correlation|) is a leak of the label.
+    leakage_bound: float = Field(default=0.99, gt=0.5, le=1)
+    # Columns known to hold a single value (kept for the model's input shape); any other constant column fails.
+    constant_columns: list[str] = []
 
     def numeric(self) -> dict[str, NumericColumn]:
         return {name: c for name, c in self.columns.items() if isinstance(c, NumericColumn)}

@@ -26,15 +26,30 @@ from .storage import write_json_atomic
 REPORT = Path("reports/validation.json")
 
 
+# What each expectation checks, in the words a failure is reported in.
+CHECKS = {
+    "expect_table_columns_to_match_set": "column set",
+    "expect_table_row_count_to_be_between": "row count",
+    "expect_column_values_to_not_be_null": "null share",
+    "expect_column_values_to_be_in_type_list": "column type",
+    "expect_column_values_to_be_between": "out of range",
+    "expect_column_values_to_be_in_set": "unseen category",
+    "expect_compound_columns_to_be_unique": "duplicate rows",
+    "expect_column_unique_value_count_to_be_between": "constant column",
+}
+
+
 @dataclass(frozen=True)
 class FailedExpectation:
     expectation: str
     column: str | None
     detail: str
+    check: str = ""  # the check in plain words: "target leakage", "duplicate rows", ...
 
     def __str__(self) -> str:
         where = f" on column {self.column!r}" if self.column else ""
-        return f"{self.expectation}{where}: {self.detail}"
+        check = self.check or CHECKS.get(self.expectation, self.expectation)
+        return f"{check} ({self.expectation}){where}: {self.detail}"
 
 
 def build_suite(contract: ValidateParams, target: str, classes: list[Any]) -> Any:
@@ -45,6 +60,14 @@ def build_suite(contract: ValidateParams, target: str, classes: list[Any]) -> An
     suite = gx.ExpectationSuite(name="data_contract")
     suite.add_expectation(ex.ExpectTableColumnsToMatchSet(column_set=[*contract.columns, target], exact_match=True))
     suite.add_expectation(ex.ExpectTableRowCountToBeBetween(min_value=contract.min_rows))
+    suite.add_expectation(
+        ex.ExpectCompoundColumnsToBeUnique(
+            column_list=[*contract.columns, target], mostly=1 - contract.max_duplicate_share
+        )
+    )
+    for column in contract.columns:
+        if column not in contract.constant_columns:
+            suite.add_expectation(ex.ExpectColumnUniqueValueCountToBeBetween(column=column, min_value=2))
     for column, spec in contract.columns.items():
         if spec.max_null_share == 0:
             suite.add_expectation(ex.ExpectColumnValuesToNotBeNull(column=column))
@@ -129,7 +152,68 @@ def validate_frame(frame: pd.DataFrame, contract: ValidateParams, target: str) -
     """The failed expectations of the data contract on `frame` (empty when the data holds)."""
     classes = sorted(frame[target].dropna().unique().tolist()) if target in frame.columns else []
     context = ephemeral_context()
-    return run_suite(context, frame, build_suite(contract, target, classes))
+    failed = [
+        _in_words(f, frame, target, contract) for f in run_suite(context, frame, build_suite(contract, target, classes))
+    ]
+    if not any(f.expectation == "expect_table_columns_to_match_set" for f in failed):
+        failed += leaks(frame, contract, target)
+    return failed
+
+
+def _in_words(
+    failure: FailedExpectation, frame: pd.DataFrame, target: str, contract: ValidateParams
+) -> FailedExpectation:
+    """A class-balance failure names the rare class, its share and the bound (GE's own sample shows the others)."""
+    if failure.expectation != "expect_column_values_to_be_in_set" or failure.column != target:
+        return failure
+    shares = frame[target].value_counts(normalize=True)
+    rare = shares.idxmin()
+    detail = f"class {rare!r} holds {shares.min():.1%} of the rows; every class needs {contract.min_class_fraction:.1%}"
+    return FailedExpectation(failure.expectation, target, detail, "class balance")
+
+
+def leaks(frame: pd.DataFrame, contract: ValidateParams, target: str) -> list[FailedExpectation]:
+    """Target leakage: a feature equal to the label, or that alone predicts it about as well as the label itself
+    (cross-validated accuracy of a small tree on that feature, at or above the contract's leakage bound)."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.tree import DecisionTreeClassifier
+
+    labels = frame[target]
+    if labels.isna().any() or labels.nunique() < 2 or len(frame) < 20:
+        return []
+    majority = float(labels.value_counts(normalize=True).max())
+    found = []
+    for column in contract.columns:
+        values = frame[column]
+        if values.astype(str).equals(labels.astype(str)):
+            found.append(FailedExpectation("mlci_target_leakage", column, "it equals the label", "target leakage"))
+            continue
+        if pd.api.types.is_numeric_dtype(values):
+            codes = values.fillna(values.median())
+        else:  # text: its categories as numbers, a missing value one of them
+            codes = values.astype("category").cat.codes
+        accuracy = float(
+            cross_val_score(DecisionTreeClassifier(max_depth=4, random_state=0), codes.to_frame(), labels, cv=3).mean()
+        )
+        if accuracy >= contract.leakage_bound and accuracy > majority:
+            detail = f"alone it predicts the label with accuracy {accuracy:.3f} (bound {contract.leakage_bound})"
+            found.append(FailedExpectation("mlci_target_leakage", column, detail, "target leakage"))
+    return found
+
+
+def overlap(train: pd.DataFrame, test: pd.DataFrame, contract: ValidateParams, target: str) -> list[FailedExpectation]:
+    """Train/test overlap: test rows whose features are also a training row's (the test set then measures memory)."""
+    features = [c for c in test.columns if c != target]
+    seen = set(train[features].astype(str).itertuples(index=False, name=None))
+    shared = [row for row in test[features].astype(str).itertuples(index=False, name=None) if row in seen]
+    share = len(shared) / max(len(test), 1)
+    if share <= contract.max_train_test_overlap:
+        return []
+    detail = (
+        f"{len(shared)} of {len(test)} test rows ({share:.1%}) are also training rows, e.g. {list(shared[0])[:4]}; "
+        f"the bound is {contract.max_train_test_overlap:.1%}"
+    )
+    return [FailedExpectation("mlci_train_test_overlap", None, detail, "train/test overlap")]
 
 
 def validate(params: Params) -> None:
@@ -149,12 +233,15 @@ def validate(params: Params) -> None:
         raise StageError(f"{len(failed)} expectation(s) failed on {RAW_DATA}:\n{listing}\nDetails: {REPORT}")
 
 
-def check(path: Path) -> Callable[[Params], None]:
-    """The contract on another data file (certification runs it on the training data); writes no report."""
+def check(path: Path, test: Path | None = None) -> Callable[[Params], None]:
+    """The contract on another data file (certification runs it on the training data, and its overlap with the
+    test set); writes no report."""
 
     def body(params: Params) -> None:
         frame = pd.read_parquet(path)
         failed = validate_frame(frame, params.validate_, params.ingest.target)
+        if test is not None:
+            failed += overlap(frame, pd.read_parquet(test), params.validate_, params.ingest.target)
         if failed:
             listing = "\n".join(f"  - {f}" for f in failed)
             raise StageError(f"{len(failed)} expectation(s) failed on {path}:\n{listing}")
@@ -166,8 +253,9 @@ def check(path: Path) -> Callable[[Params], None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Validate the raw data (the stage), or --data another file.")
     parser.add_argument("--data", type=Path, help="check this Parquet file instead; no report is written")
+    parser.add_argument("--test", type=Path, help="with --data: the test set, which may share few rows with it")
     arguments = parser.parse_args()
-    run_stage("validate", check(arguments.data) if arguments.data else validate)
+    run_stage("validate", check(arguments.data, arguments.test) if arguments.data else validate)
 
 
 if __name__ == "__main__":
