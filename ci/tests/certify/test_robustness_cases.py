@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import http.client
-
 import pytest
 
+from mlci.certify.process import send
 from mlci.certify.robustness_cases import catalogue, valid_row
 from mlci.model.schema import Feature, InputSchema
-
-
-def send(url: str, case) -> int:
-    host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    connection.putrequest(case.method, case.path)
-    connection.putheader("Content-Type", case.content_type)
-    length = case.declared_length if case.declared_length is not None else len(case.body)
-    connection.putheader("Content-Length", str(length))
-    connection.endheaders(case.body)
-    status = connection.getresponse().status
-    connection.close()
-    return status
 
 
 def test_every_bad_request_to_a_mixed_table_model_gets_a_4xx_and_a_valid_row_a_200(mixed_server):
@@ -36,9 +22,8 @@ def test_every_bad_request_to_a_mixed_table_model_gets_a_4xx_and_a_valid_row_a_2
         "columns",
         "float64",
     )
-    answers = {
-        case.name: send(server.url, case) for case in catalogue(schema, "mixed", 10_000, 16 * 1024 * 1024)
-    }  # the defaults
+    cases = catalogue(schema, "mixed", 10_000, 16 * 1024 * 1024)  # the server's defaults
+    answers = {c.name: send(server.url, c.method, c.path, c.body, c.content_type, c.declared_length) for c in cases}
     assert len(answers) >= 25
     assert {name for name, status in answers.items() if not 400 <= status < 500} == set()
     assert "number in a text column" in answers

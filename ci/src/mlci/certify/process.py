@@ -30,6 +30,25 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+def send(base: str, method: str, path: str, body: bytes, content_type: str, declared_length: int | None = None) -> int:
+    """The status a server at `base` (http://host:port) answers a raw request with, whatever the request holds
+    (a Content-Length that lies, say); 0 when the connection fails."""
+    import http.client
+
+    host, port = base.removeprefix("http://").split(":")
+    try:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.putrequest(method, path)
+        connection.putheader("Content-Type", content_type)
+        connection.putheader("Content-Length", str(len(body) if declared_length is None else declared_length))
+        connection.endheaders(body)
+        status = connection.getresponse().status
+        connection.close()
+        return status
+    except OSError:
+        return 0
+
+
 class ServerProcess:
     """`command` in its own process group, logging to `log`; `start` returns once `ready_url` answers 200."""
 

@@ -163,26 +163,14 @@ def _robustness(
     server: ServerProcess,
     seen: Measurements,
 ) -> GateResult:
-    import http.client
-
-    from .process import get
+    from .process import get, send
     from .robustness_cases import catalogue
 
     base = server.ready_url.removesuffix("/readyz")
-    host, port = base.removeprefix("http://").split(":")
-    answers: dict[str, int] = {}
-    for case in catalogue(served.inputs, served.name, max_rows=10_000, max_body_bytes=16 * 1024 * 1024):
-        try:
-            connection = http.client.HTTPConnection(host, int(port), timeout=30)
-            connection.putrequest(case.method, case.path)
-            connection.putheader("Content-Type", case.content_type)
-            length = case.declared_length if case.declared_length is not None else len(case.body)
-            connection.putheader("Content-Length", str(length))
-            connection.endheaders(case.body)
-            answers[case.name] = connection.getresponse().status
-            connection.close()
-        except OSError:
-            answers[case.name] = 0
+    answers = {
+        case.name: send(base, case.method, case.path, case.body, case.content_type, case.declared_length)
+        for case in catalogue(served.inputs, served.name, max_rows=10_000, max_body_bytes=16 * 1024 * 1024)
+    }
     try:
         alive = get(base + "/healthz")[0] == 200 and server.process is not None and server.process.poll() is None
     except OSError:
