@@ -88,7 +88,7 @@ class ValidateParams(Strict):
     max_train_test_overlap: Share = 0.01
     # A feature that alone predicts the label this well (accuracy, or |correlation|) is a leak of the label.
     leakage_bound: float = Field(default=0.99, gt=0.5, le=1)
-    # Columns known to hold a single value (kept for the model's input shape); any other constant column fails.
+    # Columns that may hold a single value (kept for the model's input shape); any other constant column fails.
     constant_columns: list[str] = []
 
     def numeric(self) -> dict[str, NumericColumn]:
