@@ -104,3 +104,17 @@ def test_a_metric_bounded_from_above_or_named_a_loss_is_better_lower():
     assert higher_is_better("accuracy", BOUNDS) and not higher_is_better("log_loss", BOUNDS)
     assert not higher_is_better("val_loss", {}) and not higher_is_better("rmse", {})
     assert higher_is_better("roc_auc", {})
+
+
+def test_the_champion_gate_takes_each_metric_s_direction_as_written():
+    from mlci.certify.config import ChampionGate
+    from mlci.certify.run import directions
+
+    # "miss_share" reads as higher-is-better by its name; written down as lower-is-better, that is what counts.
+    gate = ChampionGate(tolerance={"miss_share": 0.05, "accuracy": 0.01}, greater_is_better={"miss_share": False})
+    assert directions(gate, {}) == {"miss_share": False, "accuracy": True}
+    worse = champion.verdict({"miss_share": 0.30, "accuracy": 0.9}, {"miss_share": 0.10, "accuracy": 0.9},
+                             gate.tolerance, directions(gate, {}), "'champion'")  # fmt: skip
+    assert worse.status == "fail"
+    with pytest.raises(ValueError, match="greater_is_better names 'rmse', which has no tolerance"):
+        ChampionGate(tolerance={"r2": 0.01}, greater_is_better={"rmse": False})

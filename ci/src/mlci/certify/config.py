@@ -41,6 +41,15 @@ class ChampionGate(Strict):
     enabled: bool = True
     alias: str = Field(default="champion", pattern=r"^[A-Za-z0-9_-]+$")
     tolerance: dict[str, float] = Field(min_length=1)
+    # Per metric: whether a higher value is better. A metric left out is read from its quality bound or its name.
+    greater_is_better: dict[str, bool] = {}
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> ChampionGate:
+        unknown = sorted(set(self.greater_is_better) - set(self.tolerance))
+        if unknown:
+            raise ValueError(f"greater_is_better names {unknown[0]!r}, which has no tolerance")
+        return self
 
 
 class ServingGate(Strict):

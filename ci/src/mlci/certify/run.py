@@ -123,8 +123,13 @@ def _champion(
     else:
         run_metrics = mlflow.MlflowClient().get_run(str(holder.run_id)).data.metrics
         seen.champion = {k.removeprefix("test_"): v for k, v in run_metrics.items() if k.startswith("test_")}
-    higher = {name: higher_is_better(name, settings.gates.quality.thresholds) for name in gate.tolerance}
+    higher = directions(gate, settings.gates.quality.thresholds)
     return champion.verdict(candidate, seen.champion, gate.tolerance, higher, f"'{gate.alias}'")
+
+
+def directions(gate: config.ChampionGate, thresholds: dict[str, config.Bound]) -> dict[str, bool]:
+    """Per compared metric, whether higher is better: as certification.yaml says, else read from its bound or name."""
+    return {name: gate.greater_is_better.get(name, higher_is_better(name, thresholds)) for name in gate.tolerance}
 
 
 def higher_is_better(metric: str, thresholds: dict[str, config.Bound]) -> bool:
