@@ -23,6 +23,7 @@ VALUES: dict[str, str] = {
     "github_owner": {{ cookiecutter.github_owner | tojson }},
     "python_version": {{ cookiecutter.python_version | tojson }},
     "model_framework": {{ cookiecutter.model_framework | tojson }},
+    "task": {{ cookiecutter.task | tojson }},
     "training_runner": {{ cookiecutter.training_runner | tojson }},
     "gpu_runner_labels": {{ cookiecutter.gpu_runner_labels | tojson }},
     "container_registry": {{ cookiecutter.container_registry | tojson }},
@@ -34,6 +35,7 @@ VALUES: dict[str, str] = {
 
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 FRAMEWORKS = ("sklearn", "pytorch")
+TASKS = ("classification", "regression")
 RUNNERS = ("gpu", "cpu")
 # Names the generated package must not take: they would shadow what the project imports.
 DEPENDENCY_MODULES = {
@@ -179,6 +181,7 @@ CHECKS: dict[str, Check] = {
     "github_owner": github_owner,
     "python_version": one_of(*PYTHON_VERSIONS),
     "model_framework": one_of(*FRAMEWORKS),
+    "task": one_of(*TASKS),
     "training_runner": one_of(*RUNNERS),
     "gpu_runner_labels": runner_labels,
     "container_registry": container_registry,

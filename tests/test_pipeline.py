@@ -127,11 +127,11 @@ class PipelineContract:
     from mlci.packaging.parity import check_parity
     test = pd.read_parquet("data/prepared/test.parquet").drop(columns=["target"])
     result = check_parity(Path("models/serving"), Path("models/model"), test, tolerance=1e-5)
-    print(json.dumps({"rows": result.rows, "max_abs_diff": result.max_abs_diff}))
+    print(json.dumps({"rows": result.rows, "max_diff": result.max_diff}))
     """
         parity = json.loads(project.python(code).check().stdout.strip().splitlines()[-1])
         assert parity["rows"] == len(pd.read_parquet(project.root / "data" / "prepared" / "test.parquet"))
-        assert parity["max_abs_diff"] <= 1e-5
+        assert parity["max_diff"] <= 1e-5
 
     def test_mlci_serves_the_packaged_model(self, project, tmp_path):
         from mlci.certify.process import ServerProcess, free_port

@@ -65,7 +65,7 @@ def mixed_frame(rows: int = 400, seed: int = 0):
     return frame, score
 
 
-def save_mixed_model(path: Path, task: str = "classification") -> Path:
+def save_mixed_model(path: Path, task: str = "classification", prediction_edges: list[float] | None = None) -> Path:
     """A ColumnTransformer pipeline (impute and scale numbers, one-hot text) and a forest, on `mixed_frame`, saved
     as a project saves it: missing text as the empty string, the signature from the whole table."""
     import mlflow.sklearn
@@ -100,6 +100,12 @@ def save_mixed_model(path: Path, task: str = "classification") -> Path:
         input_example=frame.head(5),
         pyfunc_predict_fn=method,
         skops_trusted_types=get_untrusted_types(data=dumps(model)),
-        metadata={"mlci": {"name": "mixed", "baseline": feature_baseline(fitted, list(fitted.columns))}},
+        metadata={
+            "mlci": {
+                "name": "mixed",
+                "baseline": feature_baseline(fitted, list(fitted.columns)),
+                **({"prediction_edges": prediction_edges} if prediction_edges else {}),
+            }
+        },
     )
     return path

@@ -1,4 +1,7 @@
-"""Shared fixtures: a small slice of the project's own data set and its params."""
+"""Shared fixtures: a small slice of the project's own data set and its params.
+
+A test marked `@pytest.mark.task("classification")` (or "regression") runs only when params.yaml's task is that one.
+"""
 
 from __future__ import annotations
 
@@ -30,3 +33,15 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "task(name): runs only when params.yaml's task is `name`")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    task = load_params(PROJECT_ROOT / "params.yaml").task
+    for item in items:
+        marker = item.get_closest_marker("task")
+        if marker is not None and marker.args[0] != task:
+            item.add_marker(pytest.mark.skip(reason=f"for a {marker.args[0]} (params.yaml's task is {task})"))

@@ -33,7 +33,7 @@ def test_an_out_of_range_value_is_refused(workdir):
 def test_an_unknown_builtin_data_set_lists_the_allowed_ones(workdir):
     raw = yaml.safe_load(Path("params.yaml").read_text())
     raw["ingest"]["source"] = "sklearn:iris"
-    with pytest.raises(ParamsError, match=r"sklearn:breast_cancer, sklearn:digits"):
+    with pytest.raises(ParamsError, match=r"sklearn:breast_cancer, sklearn:digits, sklearn:diabetes"):
         load_params(write(workdir / "params.yaml", raw))
 
 
@@ -47,4 +47,18 @@ def test_an_unknown_serving_runtime_is_refused_naming_the_choices(workdir):
     raw = yaml.safe_load(Path("params.yaml").read_text())
     raw["package"]["runtime"] = "tensorrt"
     with pytest.raises(ParamsError, match=r"package.runtime: Input should be 'auto', 'onnx' or 'pyfunc'"):
+        load_params(write(workdir / "params.yaml", raw))
+
+
+def test_a_target_that_does_not_fit_the_task_is_refused(workdir):
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["task"] = "regression" if raw["task"] == "classification" else "classification"
+    with pytest.raises(ParamsError, match=rf"task '{raw['task']}' needs validate.target as"):
+        load_params(write(workdir / "params.yaml", raw))
+
+
+def test_an_unknown_task_names_the_choices(workdir):
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["task"] = "ranking"
+    with pytest.raises(ParamsError, match=r"task: Input should be 'classification' or 'regression'"):
         load_params(write(workdir / "params.yaml", raw))

@@ -31,6 +31,7 @@ def test_out_of_range_values_fail_the_range_expectation(sample, params):
     assert [(f.expectation, f.column) for f in failed] == [("expect_column_values_to_be_between", column)]
 
 
+@pytest.mark.task("classification")
 def test_a_vanishing_class_fails_the_balance_expectation(sample, params):
     target = params.ingest.target
     rare = sample[target].value_counts().index[-1]
@@ -83,7 +84,7 @@ def test_a_category_the_contract_never_listed_is_an_unseen_category(params):
 
     contract = ValidateParams(
         min_rows=1,
-        min_class_fraction=0.1,
+        target={"classes": [0, 1], "min_class_fraction": 0.1},
         columns={"colour": {"type": "category", "values": ["red", "blue"]}, "size": [0, 10]},
     )
     frame = pd.DataFrame({"colour": ["red", "blue", "purple", "red"] * 10, "size": range(40), "y": [0, 1] * 20})
@@ -92,6 +93,7 @@ def test_a_category_the_contract_never_listed_is_an_unseen_category(params):
     assert "purple" in next(f.detail for f in failed if f.column == "colour")
 
 
+@pytest.mark.task("classification")
 def test_the_balance_check_names_the_rare_class_and_the_bound(sample, params):
     import pandas as pd
 
@@ -100,4 +102,40 @@ def test_the_balance_check_names_the_rare_class_and_the_bound(sample, params):
     one_left = pd.concat([sample[sample[target] != rare], sample[sample[target] == rare].head(1)])
     (failure,) = [f for f in validate_frame(one_left, params.validate_, target) if f.column == target]
     assert failure.check == "class balance" and repr(rare) in failure.detail
-    assert f"{params.validate_.min_class_fraction:.1%}" in failure.detail
+    assert f"{params.validate_.target.min_class_fraction:.1%}" in failure.detail
+
+
+@pytest.mark.task("classification")
+def test_a_label_outside_the_contracts_classes_is_an_unseen_class(sample, params):
+    target = params.ingest.target
+    if params.validate_.target.classes is None:
+        pytest.skip("the contract lists no classes")
+    broken = sample.copy()
+    broken[target] = broken[target].astype(object)
+    broken.loc[:2, target] = "unheard-of"
+    failed = [f for f in validate_frame(broken, params.validate_, target) if f.column == target]
+    assert "unseen class" in {f.check for f in failed} and "unheard-of" in str(failed)
+
+
+@pytest.mark.task("regression")
+def test_a_target_out_of_its_range_fails_the_range_expectation(sample, params):
+    target = params.ingest.target
+    broken = sample.copy()
+    broken.loc[:2, target] = params.validate_.target.range[1] * 10
+    failed = validate_frame(broken, params.validate_, target)
+    assert ("expect_column_values_to_be_between", target) in {(f.expectation, f.column) for f in failed}
+
+
+@pytest.mark.task("regression")
+def test_a_feature_that_tracks_the_target_is_target_leakage(sample, params):
+    target = params.ingest.target
+    column = next(iter(params.validate_.numeric()))
+    low, high = params.validate_.numeric()[column].range
+    span = sample[target].max() - sample[target].min()
+    noise = np.random.default_rng(0).normal(0, span * 0.01, len(sample))
+    leaked = sample.assign(
+        **{column: low + (sample[target] - sample[target].min() + noise) / span * (high - low) * 0.9}
+    )
+    failed = validate_frame(leaked.assign(**{column: leaked[column].clip(low, high)}), params.validate_, target)
+    leak = next(f for f in failed if f.column == column)
+    assert leak.check == "target leakage" and "|correlation|" in leak.detail

@@ -29,12 +29,19 @@ def test_a_mixed_table_model_exports_to_onnx_fed_column_by_column(tmp_path, task
     }
     assert served.baseline is not None and served.baseline.categories[2] and not served.baseline.categories[0]
     # The parity sample held every kind of value: nulls, the missing category, one never seen.
-    assert served.parity["rows"] > 200 and served.parity["max_abs_diff"] <= 1e-5
+    assert served.parity["rows"] > 200 and served.parity["max_diff"] <= 1e-5
     if task == "regression":  # the bounds of its predicted-value histogram, in order
         assert served.output.kind == "values" and 5 <= len(served.output.edges) <= 9
         assert list(served.output.edges) == sorted(served.output.edges)
     else:
         assert served.output.kind == "probabilities" and served.output.edges == ()
+
+
+def test_a_regression_histogram_takes_the_edges_its_training_saved(tmp_path):
+    # Deciles of the training set's predictions, saved by the project's train stage in the model's metadata.
+    source = save_mixed_model(tmp_path / "model", "regression", prediction_edges=[12.5, 3.0, 7.25, 7.25])
+    served = package(str(source), tmp_path / "serving", log=lambda _: None)
+    assert served.output.edges == (3.0, 7.25, 12.5)
 
 
 def test_the_onnx_artifact_answers_what_the_model_answers_on_nulls_and_unseen_categories(tmp_path):

@@ -2,8 +2,8 @@
 
 It reads the configured source (`ingest.source`, `ingest.target`) and writes, per column, its type, its range
 with a margin (numbers) or its allowed values (text), and the share of rows that may miss it; then the row count
-and the class balance. Review the draft and commit it: from then on the validate stage and the data gate hold every
-new version of the data to it.
+and the label: its classes and their balance (classification) or its range (regression). Review the draft and
+commit it: from then on the validate stage and the data gate hold every new version of the data to it.
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ from .storage import write_text_atomic
 
 # A text column with more distinct values than this is not a category (an id, free text): the draft refuses it.
 MAX_CATEGORIES = 100
+TARGET_NOTE = {
+    "classes": "the label's classes; each holds at least min_class_fraction of the rows",
+    "range": "the target's allowed [min, max]",
+}
 MARGIN = 0.1  # ranges widen by this share of their span; null shares grow by half, plus a point
 
 
-def draft(frame: pd.DataFrame, target: str) -> dict[str, Any]:
+def draft(frame: pd.DataFrame, target: str, task: str = "classification") -> dict[str, Any]:
     """The `validate` section that `frame` meets, with room for the next version of the same data."""
     if target not in frame.columns:
         raise StageError(f"no target column {target!r} in the data")
@@ -34,11 +38,27 @@ def draft(frame: pd.DataFrame, target: str) -> dict[str, Any]:
     for name in frame.columns:
         if name != target:
             columns[str(name)] = _column(str(name), frame[name])
-    shares = frame[target].value_counts(normalize=True)
+    return {"min_rows": max(1, len(frame) // 2), "target": _target(frame[target], target, task), "columns": columns}
+
+
+def _target(labels: pd.Series, name: str, task: str) -> dict[str, Any]:
+    """Regression: the target's range with a margin. Classification: its classes and the rare one's share, halved."""
+    if task == "regression":
+        if not pd.api.types.is_numeric_dtype(labels):
+            raise StageError(f"target {name!r} holds text ({labels.iloc[0]!r}): a regression needs a numeric target")
+        return {"range": _range(labels.astype(float), pd.api.types.is_integer_dtype(labels))}
+    classes = sorted(labels.unique().tolist())
+    if len(classes) < 2:
+        raise StageError(f"target {name!r} holds a single class ({classes[0]!r}): a classifier needs two or more")
+    if len(classes) > MAX_CATEGORIES:
+        raise StageError(
+            f"target {name!r} holds {len(classes)} distinct values, more than the {MAX_CATEGORIES} classes a "
+            "classifier here may have: is it a number to predict (bake with task=regression)?"
+        )
+    shares = labels.value_counts(normalize=True)
     return {
-        "min_rows": max(1, len(frame) // 2),
+        "classes": [c.item() if hasattr(c, "item") else c for c in classes],
         "min_class_fraction": max(0.001, math.floor(float(shares.min()) / 2 * 1000) / 1000),
-        "columns": columns,
     }
 
 
@@ -93,7 +113,7 @@ def render(section: dict[str, Any], source: str, rows: int) -> str:
         "validate:",
         f"  # The data contract, drafted by `make contract` from {source} ({rows} rows): review it, then commit it.",
         f"  min_rows: {section['min_rows']}",
-        f"  min_class_fraction: {section['min_class_fraction']}   # every class holds at least this share of rows",
+        f"  target: {flow(section['target'])}   # {TARGET_NOTE['range' if 'range' in section['target'] else 'classes']}",  # noqa: E501
         "  columns:   # per column: number (range) or category (values), and the share of rows that may miss it",
     ]
     for name, spec in section["columns"].items():
@@ -118,7 +138,7 @@ def contract(params: Params, path: Path = PARAMS_FILE) -> None:
     frame, dropped = labelled(read_source(params.ingest), params.ingest.target)
     if dropped:
         print(f"contract: {dropped} rows without a label ({params.ingest.target!r}) are left out, as ingest does")
-    section = draft(frame, params.ingest.target)
+    section = draft(frame, params.ingest.target, params.task)
     write_text_atomic(replace_section(path.read_text(), render(section, params.ingest.source, len(frame))), path)
     constant = [name for name in section["columns"] if frame[name].nunique(dropna=False) < 2]
     if constant:

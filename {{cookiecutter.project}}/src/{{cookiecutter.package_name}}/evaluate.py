@@ -1,4 +1,8 @@
-"""Stage evaluate: metrics on the held-out set (metrics.json) and DVC plots (ROC, confusion matrix)."""
+"""Stage evaluate: metrics on the held-out set (metrics.json) and DVC plots.
+
+Classification: accuracy, macro F1, ROC AUC and log loss; the ROC curve and the confusion matrix.
+Regression: RMSE, MAE and R²; predicted against actual, and the residuals against the prediction.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
-from . import model as framework
+from . import model
 from .featurize import TEST_DATA
+from .interface import checked
 from .params import Params
 from .stage import run_stage
 from .storage import write_csv_atomic, write_json_atomic
@@ -22,6 +27,8 @@ from .train import MODEL_DIR, MODEL_INFO, predicted_labels, split_xy
 METRICS = Path("metrics.json")
 ROC_PLOT = Path("plots/roc.csv")
 CONFUSION_PLOT = Path("plots/confusion.csv")
+PREDICTED_PLOT = Path("plots/predicted.csv")
+RESIDUALS_PLOT = Path("plots/residuals.csv")
 
 
 def compute_metrics(labels: np.ndarray, proba: np.ndarray, classes: list[Any]) -> dict[str, float]:
@@ -41,6 +48,25 @@ def compute_metrics(labels: np.ndarray, proba: np.ndarray, classes: list[Any]) -
     }
 
 
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE (in the target's units) and R² (1 is perfect, 0 no better than predicting the mean)."""
+    predicted = predicted.reshape(-1)
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(actual, predicted))),
+        "mae": float(skm.mean_absolute_error(actual, predicted)),
+        "r2": float(skm.r2_score(actual, predicted)),
+    }
+
+
+def regression_points(actual: np.ndarray, predicted: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two regression plots: predicted against actual, and the residual (actual - predicted) per prediction."""
+    predicted = predicted.reshape(-1).round(6)
+    return (
+        pd.DataFrame({"actual": actual, "predicted": predicted}),
+        pd.DataFrame({"predicted": predicted, "residual": (actual - predicted).round(6)}),
+    )
+
+
 def roc_points(labels: np.ndarray, proba: np.ndarray, classes: list[Any]) -> pd.DataFrame:
     """ROC curve points: of the positive class for two classes, micro-averaged for more."""
     if len(classes) == 2:
@@ -53,21 +79,31 @@ def roc_points(labels: np.ndarray, proba: np.ndarray, classes: list[Any]) -> pd.
 def evaluate(params: Params) -> None:
     import mlflow
 
+    framework = checked(model)
     info = json.loads(MODEL_INFO.read_text())
     features, labels = split_xy(pd.read_parquet(TEST_DATA), params.ingest.target)
-    classes = info["classes"]
     served = mlflow.pyfunc.load_model(str(MODEL_DIR))
-    proba = np.asarray(served.predict(framework.model_input(features)), dtype=float)
-    scores = compute_metrics(labels.to_numpy(), proba, classes)
+    predictions = np.asarray(served.predict(framework.model_input(features)), dtype=float)
+    actual = labels.to_numpy()
+    if params.task == "classification":
+        classes = info["classes"]
+        scores = compute_metrics(actual, predictions, classes)
+        plots = {
+            ROC_PLOT: roc_points(actual, predictions, classes),
+            CONFUSION_PLOT: pd.DataFrame({"actual": actual, "predicted": predicted_labels(predictions, classes)}),
+        }
+    else:
+        scores = regression_metrics(actual.astype(float), predictions)
+        predicted, residuals = regression_points(actual.astype(float), predictions)
+        plots = {PREDICTED_PLOT: predicted, RESIDUALS_PLOT: residuals}
     write_json_atomic(scores, METRICS)
-    write_csv_atomic(roc_points(labels.to_numpy(), proba, classes), ROC_PLOT)
-    confusion = pd.DataFrame({"actual": labels.to_numpy(), "predicted": predicted_labels(proba, classes)})
-    write_csv_atomic(confusion, CONFUSION_PLOT)
+    for path, points in plots.items():
+        write_csv_atomic(points, path)
     use_tracking_server()
     with mlflow.start_run(run_id=info["run_id"]):
         mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
-        for plot in (ROC_PLOT, CONFUSION_PLOT):
-            mlflow.log_artifact(str(plot), artifact_path="plots")
+        for path in plots:
+            mlflow.log_artifact(str(path), artifact_path="plots")
     print("evaluate: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
 
 

@@ -14,11 +14,16 @@ RAW_DATA = Path("data/raw/dataset.parquet")
 
 
 def load_builtin(name: str, target: str) -> pd.DataFrame:
-    """One of the data sets that ship with scikit-learn, with the label in column `target`."""
+    """One of the data sets that ship with scikit-learn, with the label in column `target`: breast cancer and
+    digits (classification), diabetes (regression: disease progression, its features in their own units)."""
     from sklearn import datasets
 
-    loader = {"breast_cancer": datasets.load_breast_cancer, "digits": datasets.load_digits}[name]
-    frame = loader(as_frame=True).frame
+    if name == "diabetes":
+        frame = datasets.load_diabetes(as_frame=True, scaled=False).frame
+    else:
+        frame = {"breast_cancer": datasets.load_breast_cancer, "digits": datasets.load_digits}[name](
+            as_frame=True
+        ).frame
     return frame.rename(columns={"target": target})
 
 

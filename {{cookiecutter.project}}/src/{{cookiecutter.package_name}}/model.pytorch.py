@@ -1,4 +1,6 @@
-"""The model: a PyTorch multilayer perceptron; trains on CUDA when present, on the CPU otherwise."""
+"""The model: a PyTorch multilayer perceptron, a classifier or a regressor as params.yaml's `task` says; trains on
+CUDA when present, on the CPU otherwise. This module meets interface.ModelModule: train, evaluate and package call
+only what that protocol lists."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from .interface import Task
 
 FRAMEWORK = "pytorch"
 
@@ -23,41 +27,69 @@ class TrainParams(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
 
 
-class Classifier(nn.Module):
-    """Standardises its inputs with the training statistics, then an MLP; returns probabilities."""
+class Network(nn.Module):
+    """Standardises its inputs with the training statistics, then an MLP of `outputs` units."""
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, hidden: int, n_classes: int) -> None:
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, hidden: int, outputs: int) -> None:
         super().__init__()
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
-        self.net = nn.Sequential(nn.Linear(mean.numel(), hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+        self.net = nn.Sequential(nn.Linear(mean.numel(), hidden), nn.ReLU(), nn.Linear(hidden, outputs))
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        """What training's loss reads: a classifier's logits, a regressor's standardised prediction."""
         return self.net((x - self.mean) / self.std)
 
+
+class Classifier(Network):
+    """Returns class probabilities, one column per class."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(x), dim=1)
+        return torch.softmax(self.raw(x), dim=1)
+
+
+class Regressor(Network):
+    """Learns the target standardised; returns it in its own units, one value per row."""
+
+    def __init__(
+        self, mean: torch.Tensor, std: torch.Tensor, hidden: int, target_mean: float, target_std: float
+    ) -> None:
+        super().__init__(mean, std, hidden, 1)
+        self.register_buffer("target_mean", torch.tensor(target_mean, dtype=torch.float32))
+        self.register_buffer("target_std", torch.tensor(target_std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.raw(x)[:, 0] * self.target_std + self.target_mean
 
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def fit(params: TrainParams, features: pd.DataFrame, labels: pd.Series, seed: int) -> Classifier:
-    """The classifier trained on the training set, seeded; returned on the CPU, in eval mode."""
+def _nonzero(std: torch.Tensor) -> torch.Tensor:
+    return torch.where(std > 0, std, torch.ones_like(std))
+
+
+def fit(params: TrainParams, features: pd.DataFrame, labels: pd.Series, seed: int, task: Task) -> Network:
+    """The network trained on the training set, seeded; returned on the CPU, in eval mode."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    classes = sorted(labels.unique().tolist())
     x = torch.tensor(model_input(features))
-    y = torch.tensor(labels.map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64))
-    std = x.std(dim=0)
-    model = Classifier(
-        x.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std)), params.hidden_units, len(classes)
-    )
+    model: Network
+    if task == "classification":
+        classes = sorted(labels.unique().tolist())
+        y = torch.tensor(labels.map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64))
+        model = Classifier(x.mean(dim=0), _nonzero(x.std(dim=0)), params.hidden_units, len(classes))
+        loss_fn: nn.Module = nn.CrossEntropyLoss()
+    else:
+        values = torch.tensor(labels.to_numpy(dtype=np.float32))
+        centre, spread = float(values.mean()), float(_nonzero(values.std()))
+        y = ((values - centre) / spread)[:, None]
+        model = Regressor(x.mean(dim=0), _nonzero(x.std(dim=0)), params.hidden_units, centre, spread)
+        loss_fn = nn.MSELoss()
     run_on = device()
     model.to(run_on)
     optimiser = torch.optim.Adam(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
     x, y = x.to(run_on), y.to(run_on)
     model.train()
     for _ in range(params.epochs):
@@ -65,7 +97,7 @@ def fit(params: TrainParams, features: pd.DataFrame, labels: pd.Series, seed: in
         for start in range(0, len(x), params.batch_size):
             batch = order[start : start + params.batch_size]
             optimiser.zero_grad()
-            loss_fn(model.logits(x[batch]), y[batch]).backward()
+            loss_fn(model.raw(x[batch]), y[batch]).backward()
             optimiser.step()
     return model.cpu().eval()
 
@@ -80,7 +112,17 @@ def model_input(features: pd.DataFrame) -> np.ndarray:
             f"column {text[0]!r} holds text ({len(text)} such columns): the PyTorch model takes numbers only; "
             "encode them as numbers before ingest, or bake the project with model_framework=sklearn"
         )
-    return features.to_numpy(dtype=np.float32, copy=True)
+    matrix = features.to_numpy(dtype=np.float32, copy=True)
+    gaps = np.isnan(matrix).sum(axis=0)
+    if gaps.any():
+        from .stage import StageError
+
+        column = features.columns[int(np.argmax(gaps > 0))]
+        raise StageError(
+            f"column {column!r} misses values in {int(gaps.max())} rows: the PyTorch model takes no missing number; "
+            "fill them before ingest, or bake the project with model_framework=sklearn (its pipeline imputes)"
+        )
+    return matrix
 
 
 def signature_input(features: pd.DataFrame) -> np.ndarray:
@@ -88,16 +130,16 @@ def signature_input(features: pd.DataFrame) -> np.ndarray:
     return model_input(features.head(5))
 
 
-def predict_proba(model: Classifier, features: pd.DataFrame) -> Any:
-    """Class probabilities, one column per class in sorted label order."""
+def predict(model: Network, features: pd.DataFrame) -> Any:
+    """A classifier's probabilities, one column per class in sorted label order; a regressor's values."""
     with torch.no_grad():
         return model(torch.from_numpy(model_input(features))).numpy()
 
 
 def log_model(
-    model: Classifier, registered_name: str, signature: Any, input_example: np.ndarray, metadata: dict[str, Any]
+    model: Network, registered_name: str, signature: Any, input_example: np.ndarray, metadata: dict[str, Any]
 ) -> Any:
-    """Log the model to the active MLflow run and register a version; pyfunc predicts probabilities.
+    """Log the model to the active MLflow run and register a version; its pyfunc answers as `predict` does.
 
     The 'pt2' format stores the traced graph (torch.export), so loading it needs no class of ours.
     """

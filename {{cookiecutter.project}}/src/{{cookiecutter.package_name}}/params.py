@@ -12,7 +12,8 @@ from .model import TrainParams
 
 PARAMS_FILE = Path("params.yaml")
 BUILTIN_PREFIX = "sklearn:"
-BUILTIN_DATASETS = ("breast_cancer", "digits")
+BUILTIN_DATASETS = ("breast_cancer", "digits", "diabetes")
+Task = Literal["classification", "regression"]
 
 
 class ParamsError(ValueError):
@@ -24,7 +25,9 @@ class Strict(BaseModel):
 
 
 class IngestParams(Strict):
-    source: str = Field(description="'sklearn:breast_cancer', 'sklearn:digits', or a path to a .csv or .parquet file")
+    source: str = Field(
+        description="'sklearn:breast_cancer', 'sklearn:digits', 'sklearn:diabetes', or a .csv or .parquet file's path"
+    )
     target: str = "target"
 
     @model_validator(mode="after")
@@ -78,9 +81,37 @@ Column = Annotated[
 ]
 
 
+class ClassTarget(Strict):
+    """A classification label: one of `classes` (when listed), each class at least `min_class_fraction` of the rows."""
+
+    classes: list[int | str] | None = Field(default=None, min_length=2)
+    min_class_fraction: float = Field(gt=0, lt=1)
+
+
+class NumericTarget(Strict):
+    """A regression target: a number in [min, max]."""
+
+    range: Range
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NumericTarget:
+        if self.range[0] > self.range[1]:
+            raise ValueError(f"range [{self.range[0]}, {self.range[1]}] has min above max")
+        return self
+
+
+Target = Annotated[
+    Annotated[ClassTarget, Tag("classes")] | Annotated[NumericTarget, Tag("range")],
+    Discriminator(
+        lambda v: "range" if (isinstance(v, dict) and "range" in v) or isinstance(v, NumericTarget) else "classes"
+    ),
+]
+
+
 class ValidateParams(Strict):
     min_rows: int = Field(ge=1)
-    min_class_fraction: float = Field(gt=0, lt=1)
+    # The label: {classes: [...], min_class_fraction: share} for classification, {range: [min, max]} for regression.
+    target: Target
     columns: dict[str, Column] = Field(min_length=1)
     # Rows that repeat another row entirely (features and label), at most this share of them.
     max_duplicate_share: Share = 0.01
@@ -108,12 +139,23 @@ class PackageParams(Strict):
 
 
 class Params(Strict):
+    # classification: the model predicts a class (probabilities per class); regression: a number.
+    task: Task = "classification"
     seed: int = Field(ge=0)
     ingest: IngestParams
     validate_: ValidateParams = Field(alias="validate")
     featurize: FeaturizeParams
     train: TrainParams
     package: PackageParams = PackageParams()
+
+    @model_validator(mode="after")
+    def _target_fits_the_task(self) -> Params:
+        target = self.validate_.target
+        if self.task == "classification" and not isinstance(target, ClassTarget):
+            raise ValueError("task 'classification' needs validate.target as {min_class_fraction: share}, not a range")
+        if self.task == "regression" and not isinstance(target, NumericTarget):
+            raise ValueError("task 'regression' needs validate.target as {range: [min, max]}, not classes")
+        return self
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

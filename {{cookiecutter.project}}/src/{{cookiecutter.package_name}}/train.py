@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import model as framework
+from . import model
 from .featurize import TRAIN_DATA
+from .interface import checked
 from .params import Params
 from .stage import StageError, run_stage
 from .storage import write_json_atomic
@@ -36,6 +37,19 @@ def predicted_labels(proba: np.ndarray, classes: list) -> np.ndarray:
     return np.asarray(classes)[proba.argmax(axis=1)]
 
 
+def fit_score(task: str, predictions: np.ndarray, labels: pd.Series, classes: list) -> tuple[str, float]:
+    """How well the model fits its own training set: accuracy, or for a regression the RMSE."""
+    if task == "classification":
+        return "train_accuracy", float(np.mean(predicted_labels(predictions, classes) == labels.to_numpy()))
+    return "train_rmse", float(np.sqrt(np.mean((predictions.reshape(-1) - labels.to_numpy(dtype=float)) ** 2)))
+
+
+def prediction_edges(predictions: np.ndarray) -> list[float]:
+    """The deciles of a regressor's predictions on its training set: the bounds of the histogram of predicted values
+    that mlci serve keeps (the canary compares canary and stable on it)."""
+    return sorted({float(e) for e in np.quantile(predictions.reshape(-1), np.linspace(0.1, 0.9, 9))})
+
+
 def _replace_dir(source: Path, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
@@ -53,27 +67,33 @@ def train(params: Params) -> None:
     from mlci.drift import feature_baseline
     from mlflow.models import infer_signature
 
+    framework = checked(model)
     features, labels = split_xy(pd.read_parquet(TRAIN_DATA), params.ingest.target)
-    classes = sorted(labels.unique().tolist())
+    classes = sorted(labels.unique().tolist()) if params.task == "classification" else []
     use_tracking_server()
     with mlflow.start_run() as run:
-        mlflow.log_params({"seed": params.seed, "framework": framework.FRAMEWORK, **params.train.model_dump()})
-        model = framework.fit(params.train, features, labels, params.seed)
-        proba = np.asarray(framework.predict_proba(model, features))
-        train_accuracy = float(np.mean(predicted_labels(proba, classes) == labels.to_numpy()))
-        mlflow.log_metric("train_accuracy", train_accuracy)
+        mlflow.log_params(
+            {"seed": params.seed, "task": params.task, "framework": framework.FRAMEWORK, **params.train.model_dump()}
+        )
+        fitted = framework.fit(params.train, features, labels, params.seed, params.task)
+        predictions = np.asarray(framework.predict(fitted, features))
+        score_name, score = fit_score(params.task, predictions, labels, classes)
+        mlflow.log_metric(score_name, score)
         sample = framework.model_input(features.head(5))
         # From every training row: a column that misses values there is optional in the signature (served nulls).
-        signature = infer_signature(framework.signature_input(features), proba[:5])
-        # Travels in the model's MLmodel file: what mlci serves drift gauges and class names from.
-        metadata = {
-            "mlci": {
-                "name": REGISTERED_MODEL,
-                "classes": [str(c) for c in classes],
-                "baseline": feature_baseline(features, list(features.columns)),
-            }
+        signature = infer_signature(framework.signature_input(features), predictions[:5])
+        # Travels in the model's MLmodel file: what mlci serve's drift gauges, class names and histogram read.
+        described: dict[str, object] = {
+            "name": REGISTERED_MODEL,
+            "task": params.task,
+            "baseline": feature_baseline(features, list(features.columns)),
         }
-        logged = framework.log_model(model, REGISTERED_MODEL, signature, sample, metadata)
+        if params.task == "classification":
+            described["classes"] = [str(c) for c in classes]
+        else:
+            described["prediction_edges"] = prediction_edges(predictions)
+        metadata = {"mlci": described}
+        logged = framework.log_model(fitted, REGISTERED_MODEL, signature, sample, metadata)
         with tempfile.TemporaryDirectory() as scratch:
             local = mlflow.artifacts.download_artifacts(logged.model_uri, dst_path=scratch)
             _replace_dir(Path(local), MODEL_DIR)
@@ -84,9 +104,10 @@ def train(params: Params) -> None:
             "registered_model": REGISTERED_MODEL,
             "version": logged.registered_model_version,
             "framework": framework.FRAMEWORK,
+            "task": params.task,
             "classes": classes,
             "features": list(features.columns),
-            "train_accuracy": train_accuracy,
+            score_name: score,
         },
         MODEL_INFO,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from .ingest import RAW_DATA
-from .params import Params, ValidateParams
+from .params import ClassTarget, NumericTarget, Params, ValidateParams
 from .stage import StageError, run_stage
 from .storage import write_json_atomic
 
@@ -85,10 +86,17 @@ def build_suite(contract: ValidateParams, target: str, classes: list[Any]) -> An
         # A category outside the contract's values is one the model never saw in training.
         suite.add_expectation(ex.ExpectColumnValuesToBeInSet(column=column, value_set=category.values))
     suite.add_expectation(ex.ExpectColumnValuesToNotBeNull(column=target))
-    for label in classes:
+    label = contract.target
+    if isinstance(label, NumericTarget):
+        low, high = label.range
+        suite.add_expectation(ex.ExpectColumnValuesToBeBetween(column=target, min_value=low, max_value=high))
+        return suite
+    if label.classes is not None:
+        suite.add_expectation(ex.ExpectColumnValuesToBeInSet(column=target, value_set=label.classes))
+    for value in label.classes or classes:
         # At least min_class_fraction of the rows carry each label: no class may (nearly) vanish.
         suite.add_expectation(
-            ex.ExpectColumnValuesToBeInSet(column=target, value_set=[label], mostly=contract.min_class_fraction)
+            ex.ExpectColumnValuesToBeInSet(column=target, value_set=[value], mostly=label.min_class_fraction)
         )
     return suite
 
@@ -150,7 +158,9 @@ def run_suite(context: Any, frame: pd.DataFrame, suite: Any) -> list[FailedExpec
 
 def validate_frame(frame: pd.DataFrame, contract: ValidateParams, target: str) -> list[FailedExpectation]:
     """The failed expectations of the data contract on `frame` (empty when the data holds)."""
-    classes = sorted(frame[target].dropna().unique().tolist()) if target in frame.columns else []
+    label = contract.target
+    seen = isinstance(label, ClassTarget) and label.classes is None and target in frame.columns
+    classes = sorted(frame[target].dropna().unique().tolist(), key=str) if seen else []
     context = ephemeral_context()
     failed = [
         _in_words(f, frame, target, contract) for f in run_suite(context, frame, build_suite(contract, target, classes))
@@ -163,25 +173,34 @@ def validate_frame(frame: pd.DataFrame, contract: ValidateParams, target: str) -
 def _in_words(
     failure: FailedExpectation, frame: pd.DataFrame, target: str, contract: ValidateParams
 ) -> FailedExpectation:
-    """A class-balance failure names the rare class, its share and the bound (GE's own sample shows the others)."""
-    if failure.expectation != "expect_column_values_to_be_in_set" or failure.column != target:
+    """A class-balance failure names the rare class, its share and the bound (GE's own sample shows the others);
+    a label outside the contract's classes is an unseen class."""
+    label = contract.target
+    if failure.column != target or not isinstance(label, ClassTarget):
         return failure
-    shares = frame[target].value_counts(normalize=True)
+    if failure.expectation != "expect_column_values_to_be_in_set":
+        return failure
+    if label.classes is not None and not frame[target].isin(label.classes).all():
+        unseen = sorted({str(v) for v in frame[target][~frame[target].isin(label.classes)]})[:5]
+        detail = f"labels {unseen} are none of the contract's classes {label.classes}"
+        return FailedExpectation(failure.expectation, target, detail, "unseen class")
+    shares = frame[target].value_counts(normalize=True).reindex(label.classes or None, fill_value=0.0)
     rare = shares.idxmin()
-    detail = f"class {rare!r} holds {shares.min():.1%} of the rows; every class needs {contract.min_class_fraction:.1%}"
+    detail = f"class {rare!r} holds {shares.min():.1%} of the rows; every class needs {label.min_class_fraction:.1%}"
     return FailedExpectation(failure.expectation, target, detail, "class balance")
 
 
 def leaks(frame: pd.DataFrame, contract: ValidateParams, target: str) -> list[FailedExpectation]:
-    """Target leakage: a feature equal to the label, or that alone predicts it about as well as the label itself
-    (cross-validated accuracy of a small tree on that feature, at or above the contract's leakage bound)."""
-    from sklearn.model_selection import cross_val_score
-    from sklearn.tree import DecisionTreeClassifier
+    """Target leakage: a feature equal to the label, or that alone predicts it about as well as the label itself.
 
+    Classification: the cross-validated accuracy of a small tree on that feature, at or above the leakage bound
+    (and above the majority class's share). Regression: the feature's |correlation| with the target (numbers), or
+    the share of the target's spread its categories explain, square-rooted (text), at or above the bound.
+    """
     labels = frame[target]
     if labels.isna().any() or labels.nunique() < 2 or len(frame) < 20:
         return []
-    majority = float(labels.value_counts(normalize=True).max())
+    regression = isinstance(contract.target, NumericTarget)
     found = []
     for column in contract.columns:
         values = frame[column]
@@ -190,19 +209,42 @@ def leaks(frame: pd.DataFrame, contract: ValidateParams, target: str) -> list[Fa
         if same or (same is None and values.astype(str).equals(labels.astype(str))):
             found.append(FailedExpectation("mlci_target_leakage", column, "it equals the label", "target leakage"))
             continue
-        if pd.api.types.is_numeric_dtype(values):
-            codes = values.fillna(values.median())
-        else:  # text: its categories as numbers, a missing value one of them
-            codes = values.astype("category").cat.codes
-        accuracy = float(
-            cross_val_score(
-                DecisionTreeClassifier(min_samples_leaf=5, random_state=0), codes.to_frame(), labels, cv=3
-            ).mean()
-        )
-        if accuracy >= contract.leakage_bound and accuracy > majority:
-            detail = f"alone it predicts the label with accuracy {accuracy:.3f} (bound {contract.leakage_bound})"
+        strength, measure = (_association if regression else _tree_accuracy)(values, labels)
+        if strength >= contract.leakage_bound:
+            detail = f"alone it predicts the label with {measure} {strength:.3f} (bound {contract.leakage_bound})"
             found.append(FailedExpectation("mlci_target_leakage", column, detail, "target leakage"))
     return found
+
+
+def _tree_accuracy(values: pd.Series, labels: pd.Series) -> tuple[float, str]:
+    """How well a small tree on this feature alone predicts the class (0 when no better than the majority)."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.tree import DecisionTreeClassifier
+
+    if pd.api.types.is_numeric_dtype(values):
+        codes = values.fillna(values.median())
+    else:  # text: its categories as numbers, a missing value one of them
+        codes = values.astype("category").cat.codes
+    with warnings.catch_warnings():  # a class too rare for 3 folds is the balance check's to report
+        warnings.simplefilter("ignore", UserWarning)
+        tree = DecisionTreeClassifier(min_samples_leaf=5, random_state=0)
+        accuracy = float(cross_val_score(tree, codes.to_frame(), labels.astype(str), cv=3).mean())
+    majority = float(labels.value_counts(normalize=True).max())
+    return (accuracy if accuracy > majority else 0.0), "accuracy"
+
+
+def _association(values: pd.Series, labels: pd.Series) -> tuple[float, str]:
+    """|Pearson correlation| of a numeric feature with the target; for text, the correlation ratio (eta)."""
+    target = labels.astype(float)
+    if pd.api.types.is_numeric_dtype(values):
+        present = values.notna()
+        if present.sum() < 3 or values[present].nunique() < 2:
+            return 0.0, "|correlation|"
+        return abs(float(values[present].astype(float).corr(target[present]))), "|correlation|"
+    groups = target.groupby(values.fillna("").astype(str))
+    spread = float(((target - target.mean()) ** 2).sum())
+    between = float((groups.count() * (groups.mean() - target.mean()) ** 2).sum())
+    return ((between / spread) ** 0.5 if spread else 0.0), "correlation ratio"
 
 
 def overlap(train: pd.DataFrame, test: pd.DataFrame, contract: ValidateParams, target: str) -> list[FailedExpectation]:

@@ -70,7 +70,7 @@ def certify(config_path: Path, out: Path, project: Path, log: Callable[[str], No
     write_atomic(certificate_path, json.dumps(document, indent=2, default=str) + "\n")
     thresholds = {n: quality.bound_text(b) for n, b in gates.quality.thresholds.items()}
     report_path = report.write(
-        out, document, seen.metrics, thresholds, seen.champion, seen.latencies_ms, project / "plots" / "roc.csv"
+        out, document, seen.metrics, thresholds, seen.champion, seen.latencies_ms, project / "plots"
     )
     if report.append_to_job_summary(report_path, os.environ.get("GITHUB_STEP_SUMMARY")):
         log("certify: report appended to the job summary")

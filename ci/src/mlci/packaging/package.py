@@ -190,7 +190,11 @@ def _output_spec(reference: np.ndarray, mlmodel: dict[str, Any], name: str) -> O
         return OutputSpec(name, "probabilities", _classes(mlmodel, reference.shape[1]))
     values = reference.reshape(-1) if reference.ndim == 1 or reference.shape[1:] == (1,) else None
     if values is not None and values.dtype.kind == "f" and np.isfinite(values).all() and values.size:
-        # One number per row, a regression: deciles of what it predicts on the sample bound its histogram.
+        # One number per row, a regression: the edges its training saved (deciles of its predictions on the
+        # training set), else the deciles of what it predicts on the sample, bound its histogram.
+        saved = (mlmodel.get("metadata") or {}).get("mlci", {}).get("prediction_edges")
+        if isinstance(saved, list) and saved and all(isinstance(e, int | float) for e in saved):
+            return OutputSpec(name, "values", (), tuple(sorted({float(e) for e in saved})))
         edges = np.unique(np.quantile(values, np.linspace(0.1, 0.9, 9)))
         return OutputSpec(name, "values", (), tuple(float(e) for e in edges))
     return OutputSpec(name, "values")
@@ -336,7 +340,7 @@ def _choose_runtime(
         else:
             parity = compare(served, reference, tolerance)
             if parity.passed:
-                log(f"package: exported to ONNX; parity on {parity.rows} rows: max |diff| {parity.max_abs_diff:.2e}")
+                log(f"package: exported to ONNX; parity on {parity.rows} rows: max |diff| {parity.max_diff:.2e}")
                 return "onnx", info, parity
             target.unlink()
             reason = f"the ONNX export differs from the model: {parity.reason}"

@@ -7,5 +7,5 @@ from . import GateResult
 
 
 def verdict(result: ParityResult) -> GateResult:
-    measured = {"rows": result.rows, "max_abs_diff": result.max_abs_diff}
+    measured = {"rows": result.rows, "max_diff": result.max_diff}
     return GateResult("parity", "pass" if result.passed else "fail", measured, result.tolerance, result.reason)
