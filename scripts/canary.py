@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -77,7 +78,13 @@ def success(condition: str, result: float) -> bool:
 
 @contextlib.contextmanager
 def fleet(
-    folder: Path, analysis_template: Path, namespace: str, servers: list[Server], mlci: str, load_seconds: float
+    folder: Path,
+    analysis_template: Path,
+    namespace: str,
+    servers: list[Server],
+    mlci: str,
+    load_seconds: float,
+    rows: Any = None,
 ) -> Iterator[Fleet]:
     """Start every server and a Prometheus scraping them each second, load them for `load_seconds`, then yield
     the fleet for measuring; everything stops afterwards."""
@@ -111,7 +118,7 @@ def fleet(
             f"{running.prometheus_url}/-/ready",
             folder / "prometheus.log",
         ).start(timeout=60)  # fmt: skip
-        drive_load(running, load_seconds)
+        drive_load(running, load_seconds, rows)
         time.sleep(3)  # a last scrape after the load
         yield running
     finally:
@@ -121,11 +128,13 @@ def fleet(
             running.prometheus.stop()
 
 
-def drive_load(fleet: Fleet, seconds: float) -> None:
-    """About 15 single-row requests a second to every server, rows drawn from the training data."""
-    from sklearn.datasets import load_breast_cancer
+def drive_load(fleet: Fleet, seconds: float, features: Any = None) -> None:
+    """About 15 single-row requests a second to every server, rows drawn from `features` (a DataFrame; by default
+    the breast-cancer data's)."""
+    if features is None:
+        from sklearn.datasets import load_breast_cancer
 
-    features = load_breast_cancer(as_frame=True).frame.drop(columns="target")
+        features = load_breast_cancer(as_frame=True).frame.drop(columns="target")
     rows = [json.dumps({"dataframe_split": {"columns": list(features.columns), "data": [row]}}).encode()
             for row in features.to_numpy().tolist()]  # fmt: skip
     deadline = time.monotonic() + seconds
@@ -173,6 +182,40 @@ def save_candidate(path: Path, classes: tuple[object, ...] = ("malignant", "beni
         signature=infer_signature(features.head(5), model.predict(None, features.head(5))),
         input_example=features.head(5),
         metadata={"mlci": {"name": "tumor-classifier", "classes": list(classes),
+                           "baseline": feature_baseline(features.to_numpy(), list(features.columns))}},
+    )  # fmt: skip
+    return path
+
+
+def save_regression_candidate(path: Path) -> Path:
+    """A linear model of the diabetes data (disease progression, a number) as an MLflow pyfunc that misbehaves when
+    CANARY_FAULT says so; its training predictions' deciles bound the server's predicted-value histogram."""
+    import logging
+    import warnings
+
+    import mlflow.pyfunc
+    import numpy as np
+    from canary_candidates import RegressionCandidate
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+
+    from mlci.drift import feature_baseline
+
+    features, target = load_diabetes(return_X_y=True, as_frame=True, scaled=False)
+    fitted = LinearRegression().fit(features, target)
+    model = RegressionCandidate(fitted.coef_, float(fitted.intercept_))
+    predictions = model.predict(None, features)
+    edges = sorted({float(e) for e in np.quantile(predictions, np.linspace(0.1, 0.9, 9))})
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="mlflow")
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=model,
+        code_paths=[str(Path(__file__).with_name("canary_candidates.py"))],
+        signature=infer_signature(features.head(5), predictions[:5]),
+        input_example=features.head(5),
+        metadata={"mlci": {"name": "diabetes-progression", "task": "regression", "prediction_edges": edges,
                            "baseline": feature_baseline(features.to_numpy(), list(features.columns))}},
     )  # fmt: skip
     return path

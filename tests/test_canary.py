@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from canary import Server, fleet, save_candidate, success
+from canary import Server, fleet, save_candidate, save_regression_candidate, success
 
 from bakery import bake, run
 from mlci.certify.process import get
@@ -56,6 +56,40 @@ def test_the_analysis_fails_exactly_the_faulty_canarys_metric(running, canary, r
     for name, (value, _) in results.items():
         record_property(f"canary {canary}: {name}", round(value, 4))
     assert failed == FAILS_ON[canary], results
+
+
+REGRESSION_CANARIES = ("healthy", "shifted")
+
+
+@pytest.fixture(scope="module")
+def regression(tmp_path_factory: pytest.TempPathFactory):
+    """The same, for a regression: the canary compared with the stable on the histogram of predicted values."""
+    from sklearn.datasets import load_diabetes
+
+    folder = tmp_path_factory.mktemp("regression-canary")
+    project = bake(folder / "bake", task="regression", project_name="Diabetes Progression")
+    packaged = folder / "packaged"
+    model = save_regression_candidate(folder / "model")
+    run([MLCI, "package", str(model), "--out", str(packaged), "--runtime", "pyfunc"], folder).check()
+    servers = [
+        Server(name, packaged, {"CANARY_FAULT": "shifted" if name == "shifted" else "none"})
+        for name in ("stable", *REGRESSION_CANARIES)
+    ]
+    rows = load_diabetes(as_frame=True, scaled=False).data
+    template = project / "deploy" / "analysistemplate.yaml"
+    with fleet(folder / "fleet", template, "diabetes-progression-staging", servers, MLCI, LOAD_SECONDS, rows) as up:
+        yield up
+
+
+@pytest.mark.parametrize("canary", REGRESSION_CANARIES)
+def test_a_regression_canary_fails_on_prediction_drift_only_when_its_predictions_shift(
+    regression, canary, record_property
+):
+    results = regression.measure(canary)
+    for name, (value, _) in results.items():
+        record_property(f"regression canary {canary}: {name}", round(value, 4))
+    failed = {name for name, (_, passed) in results.items() if not passed}
+    assert failed == ({"prediction-drift"} if canary == "shifted" else set()), results
 
 
 def test_success_conditions_read_as_argo_rollouts_reads_them():

@@ -37,6 +37,7 @@ BAD_CHOICES = [
     ("python_version", "3.10"),
     ("model_framework", "xgboost"),
     ("training_runner", "tpu"),
+    ("task", "ranking"),
 ]
 
 

@@ -427,3 +427,160 @@ class TestAMixedTable:
             with urllib.request.urlopen(request, timeout=30) as response:
                 predictions = json.loads(response.read())["predictions"]
         assert len(predictions) == 2 and all(abs(sum(p) - 1) < 1e-4 for p in predictions)
+
+
+def patients_table(rows: int = 500, seed: int = 11) -> pd.DataFrame:
+    """A regression table as a team brings it: integers, floats with gaps, text categories with gaps, a numeric
+    target, and some rows without one."""
+    import numpy as np
+
+    generator = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": generator.integers(20, 85, rows),
+            "weight": np.where(generator.random(rows) < 0.1, np.nan, generator.normal(75, 12, rows).round(1)),
+            "ward": np.where(generator.random(rows) < 0.08, None, generator.choice(["north", "south", "east"], rows)),
+            "smoker": generator.choice(["yes", "no"], rows),
+            "visits": generator.integers(0, 12, rows),
+        }
+    )
+    stay = 2 + frame["age"] / 20 + (frame["smoker"] == "yes") * 3 + frame["visits"] * 0.5
+    frame["stay_days"] = (stay + generator.normal(0, 1, rows)).round(2)
+    frame.loc[generator.choice(rows, 9, replace=False), "stay_days"] = None
+    return frame
+
+
+def certify_passes_every_gate(project: Project) -> dict:
+    result = project.sh("make", "certify")
+    certificate = json.loads((project.root / "reports" / "certification" / "certificate.json").read_text())
+    failing = {g["gate"]: g["reason"] for g in certificate["gates"] if g["status"] != "pass"}
+    assert result.returncode == 0 and failing == {}, (failing, result.stdout[-2000:])
+    assert len(certificate["gates"]) == 7
+    return certificate
+
+
+def serve_rows(project: Project, tmp_path: Path, rows: list[dict]) -> tuple[list, str]:
+    """Score `rows` with `mlci serve` on the packaged model; the predictions and the /metrics page."""
+    from mlci.certify.process import ServerProcess, free_port
+
+    port = free_port()
+    mlci = str(project.root / ".venv" / "bin" / "mlci")
+    body = json.dumps({"dataframe_records": rows}).encode()
+    with ServerProcess([mlci, "serve", "models/serving", "--port", str(port)],
+                       f"http://127.0.0.1:{port}/readyz", tmp_path / "serve.log", cwd=project.root):  # fmt: skip
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            predictions = json.loads(response.read())["predictions"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+            metrics = response.read().decode()
+    return predictions, metrics
+
+
+class RegressionContract:
+    """What a regression project must do, whatever its framework and data: every stage, regression metrics and
+    plots, an ONNX export with a histogram of predicted values, every gate, and numbers served."""
+
+    target: str
+
+    def test_every_stage_runs_and_scores_the_held_out_set_as_a_regression(self, project):
+        for stage in STAGES:
+            assert f"Running stage '{stage}'" in project.first_repro.stdout
+        metrics = json.loads((project.root / "metrics.json").read_text())
+        assert set(metrics) == {"rmse", "mae", "r2"} and metrics["r2"] > 0.3 and metrics["rmse"] >= metrics["mae"]
+        predicted = pd.read_csv(project.root / "plots" / "predicted.csv")
+        residuals = pd.read_csv(project.root / "plots" / "residuals.csv")
+        test = pd.read_parquet(project.root / "data" / "prepared" / "test.parquet")
+        assert len(predicted) == len(residuals) == len(test)
+        assert (predicted["actual"] - predicted["predicted"]).round(4).tolist() == residuals["residual"].round(
+            4
+        ).tolist()
+
+    def test_the_packaged_model_is_onnx_with_the_training_histogram_of_predictions(self, project):
+        served = json.loads((project.root / "models" / "serving" / "serving.json").read_text())
+        assert served["runtime"] == "onnx" and served["output"]["kind"] == "values"
+        edges = served["output"]["edges"]
+        assert 5 <= len(edges) <= 9 and edges == sorted(edges)
+        train = pd.read_parquet(project.root / "data" / "prepared" / "train.parquet")[self.target]
+        assert train.min() <= edges[0] and edges[-1] <= train.max()  # deciles of what it predicts on its training set
+
+    def test_every_certification_gate_passes(self, project):
+        certificate = certify_passes_every_gate(project)
+        quality = next(g for g in certificate["gates"] if g["gate"] == "quality")
+        assert set(quality["measured"]) >= {"r2", "rmse"}
+        assert (project.root / "reports" / "certification" / "predicted.png").is_file()
+
+
+class TestPytorchRegression(RegressionContract):
+    """The PyTorch regression head on the built-in diabetes data."""
+
+    target = "target"
+
+    @pytest.fixture(scope="class")
+    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Project:
+        root = bake(tmp_path_factory.mktemp("pytorch-regression"), model_framework="pytorch", task="regression")
+        run(["make", "setup"], root).check()
+        commit_all(root, "Start from the template")
+        first = run(["dvc", "repro"], root, env=project_env(root)).check()
+        commit_all(root, "Reproduce the pipeline")
+        return Project(root, first)
+
+    def test_make_test_passes(self, project):
+        result = project.sh("make", "test")
+        assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-3000:]
+
+    def test_mlci_serves_numbers_and_counts_them_in_the_histogram(self, project, tmp_path):
+        rows = pd.read_parquet(project.root / "data" / "prepared" / "test.parquet").drop(columns=["target"]).head(7)
+        predictions, metrics = serve_rows(project, tmp_path, rows.to_dict(orient="records"))
+        assert len(predictions) == 7 and all(isinstance(p, float) for p in predictions)
+        assert re.search(r"^mlci_prediction_value_count(\{[^}]*\})? 7\.0$", metrics, re.MULTILINE), metrics[-2000:]
+
+
+class TestAMixedRegressionTable(RegressionContract):
+    """A team's own regression table (text, integers, gaps, a numeric target), as the README says: copy it, point
+    ingest at it, `make contract`, `make repro`, `make certify`; then serve rows with text and missing values."""
+
+    target = "stay_days"
+
+    @pytest.fixture(scope="class")
+    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Project:
+        root = bake(tmp_path_factory.mktemp("mixed-regression"), task="regression", project_name="Length Of Stay")
+        run(["make", "setup"], root).check()
+        patients_table().to_csv(root / "data" / "external" / "patients.csv", index=False)
+        params = root / "params.yaml"
+        text = params.read_text()
+        for old, new in (("source: sklearn:diabetes", "source: data/external/patients.csv"),
+                         ("target: target", "target: stay_days")):  # fmt: skip
+            assert old in text, old
+            text = text.replace(old, new)
+        params.write_text(text.replace("rmse: {max: 65.0}", "rmse: {max: 2.0}"))
+        (root / "certification.yaml").write_text(
+            (root / "certification.yaml").read_text().replace("rmse: {max: 65.0}", "rmse: {max: 2.0}")
+        )
+        steps = {"contract": run(["make", "contract"], root, env=project_env(root)).check()}
+        commit_all(root, "Bring a table")
+        first = run(["dvc", "repro"], root, env=project_env(root)).check()
+        commit_all(root, "Reproduce the pipeline")
+        return Project(root, first, steps)
+
+    def test_the_contract_drafts_the_targets_range(self, project):
+        assert "9 rows without a label" in project.steps["contract"].stdout
+        contract = yaml.safe_load((project.root / "params.yaml").read_text())["validate"]
+        low, high = contract["target"]["range"]
+        stays = patients_table()["stay_days"].dropna()
+        assert low <= stays.min() and stays.max() <= high
+        assert contract["columns"]["ward"] == {
+            "type": "category",
+            "values": ["east", "north", "south"],
+            "max_null_share": contract["columns"]["ward"]["max_null_share"],
+        }
+
+    def test_mlci_serves_rows_with_text_and_missing_values(self, project, tmp_path):
+        rows = [
+            {"age": 40, "weight": None, "ward": None, "smoker": "yes", "visits": 3},
+            {"age": 70, "weight": 81.5, "ward": "west", "smoker": "no", "visits": 0},
+        ]
+        predictions, metrics = serve_rows(project, tmp_path, rows)
+        assert len(predictions) == 2 and all(isinstance(p, float) for p in predictions)
+        assert "mlci_prediction_value_bucket" in metrics

@@ -18,6 +18,12 @@ from bakery import bake, run
 PYTHON_VERSIONS = ["3.11", "3.12", "3.13"]
 FRAMEWORKS = ["sklearn", "pytorch"]
 RUNNERS = ["gpu", "cpu"]
+TASKS = ["classification", "regression"]
+# Every framework x runner x task combination, each with one of the Python versions in turn (all three appear).
+COMBINATIONS = [
+    (PYTHON_VERSIONS[i % len(PYTHON_VERSIONS)], *combination)
+    for i, combination in enumerate(itertools.product(FRAMEWORKS, RUNNERS, TASKS))
+]
 # Jinja left behind; GitHub's own `${{ ... }}` expressions are not Jinja.
 # Jinja left unrendered. Meant to stay: GitHub expressions (${{ }}), docker's Go templates (--format
 # '{{json ...}}') and Argo Rollouts' analysis arguments ({{args.name}}).
@@ -29,10 +35,10 @@ def files_of(project: Path) -> list[Path]:
     return [p for p in project.rglob("*") if p.is_file() and not {".git", "vendor"} & set(p.relative_to(project).parts)]
 
 
-@pytest.fixture(scope="module", params=list(itertools.product(PYTHON_VERSIONS, FRAMEWORKS, RUNNERS)), ids="-".join)
+@pytest.fixture(scope="module", params=COMBINATIONS, ids="-".join)
 def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path]:
-    python_version, framework, runner = request.param
-    context = {"python_version": python_version, "model_framework": framework, "training_runner": runner}
+    python_version, framework, runner, task = request.param
+    context = {"python_version": python_version, "model_framework": framework, "training_runner": runner, "task": task}
     return context, bake(tmp_path_factory.mktemp("bake"), **context)
 
 
@@ -77,7 +83,32 @@ def test_only_the_chosen_framework_is_kept(baked):
     assert ("torch.txt" in names) == (framework == "pytorch")
     assert ("torch" in (project / "requirements" / "main.in").read_text()) == (framework == "pytorch")
     source = yaml.safe_load((project / "params.yaml").read_text())["ingest"]["source"]
-    assert source == {"sklearn": "sklearn:breast_cancer", "pytorch": "sklearn:digits"}[framework]
+    if context["task"] == "classification":
+        assert source == {"sklearn": "sklearn:breast_cancer", "pytorch": "sklearn:digits"}[framework]
+    else:
+        assert source == "sklearn:diabetes"
+
+
+def test_the_chosen_task_sets_params_plots_thresholds_and_the_canarys_drift_metric(baked):
+    context, project = baked
+    regression = context["task"] == "regression"
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["task"] == context["task"]
+    assert ("range" in params["validate"]["target"]) == regression
+    assert ("min_class_fraction" in params["validate"]["target"]) != regression
+    plots = {next(iter(p)) for p in yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["evaluate"]["plots"]}
+    assert plots == (
+        {"plots/predicted.csv", "plots/residuals.csv"} if regression else {"plots/roc.csv", "plots/confusion.csv"}
+    )
+    gates = yaml.safe_load((project / "certification.yaml").read_text())["gates"]
+    assert set(gates["quality"]["thresholds"]) == (
+        {"r2", "rmse"} if regression else {"accuracy", "roc_auc", "log_loss"}
+    )
+    assert set(gates["champion"]["greater_is_better"]) == set(gates["champion"]["tolerance"])
+    template = yaml.safe_load((project / "deploy" / "analysistemplate.yaml").read_text())
+    (drift,) = [m for m in template["spec"]["metrics"] if m["name"] == "prediction-drift"]
+    query = drift["provider"]["prometheus"]["query"]
+    assert ("mlci_prediction_value_bucket" in query) == regression and ("mlci_predictions_total" in query) != regression
 
 
 def test_the_chosen_python_version_is_used(baked):

@@ -34,8 +34,14 @@ class OnnxRuntime:
         self.input = model.onnx.get("input", "")
         self.text = tuple(f.type == "string" for f in model.inputs.features)
         self.names = model.inputs.names
+        # A regression answers one number per row: an (N, 1) output is served as N numbers, as its pyfunc answers.
+        self.flat = model.output.kind == "values"
 
     def predict(self, batch: Batch) -> np.ndarray:
+        answer = self._run(batch)
+        return answer.reshape(-1) if self.flat and answer.ndim == 2 and answer.shape[1] == 1 else answer
+
+    def _run(self, batch: Batch) -> np.ndarray:
         if self.input:
             assert batch.matrix is not None
             matrix = batch.matrix if batch.matrix.dtype == self.dtype else batch.matrix.astype(self.dtype)
