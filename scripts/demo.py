@@ -48,6 +48,7 @@ class Image:
     reference: str
     built: bool
     note: str
+    artifact_sha256: str  # the image's dev.mlci.artifact-sha256 label: the model artifact it serves
 
 
 def main() -> None:
@@ -81,19 +82,24 @@ def main() -> None:
 
     from gitops import init_deployment_repo, merge
 
+    key = DEMO / "keys" / "release.key"
+    step("mlci keygen: the release key (ed25519) that signs attestations", lambda: mlci("keygen", "--out", str(key)))
+    trusted = {"demo-release-key": key.with_name("release.key.pub").read_text()}
     deployments = step(
-        "a deployment repo from k8s/deployment-repo/", lambda: init_deployment_repo(DEMO / "deployments.git")
+        "a deployment repo from k8s/deployment-repo/, its trust.yaml listing the release key",
+        lambda: init_deployment_repo(DEMO / "deployments.git", trusted),
     )
     repo = str(deployments)
 
     def deploy(image: Image) -> Timed:
+        mlci("attest", "--image", image.reference, "--artifact-sha256", image.artifact_sha256, "--key", str(key))
         return mlci("deploy-pr", "--env", "staging", "--image", image.reference, "--repo", repo, "--forge", "none")
 
     def promote(tag: str) -> Timed:
         sh("git", "tag", tag)
         return mlci("promote", "--tag", tag, "--repo", repo, "--forge", "none", "--tracking-uri", mlflow_uri)
 
-    step("deploy PR: version 1 to staging", lambda: deploy(image_one))
+    step("attest version 1's image (signed), then its deploy PR to staging", lambda: deploy(image_one))
     step("review: Ada merges the staging PR", lambda: merge(deployments, f"deploy/{APP}/staging", "Ada Reviewer"))
     step("tag v1.0.0 and promote it (production PR, MLflow alias champion)", lambda: promote("v1.0.0"))
     step(
@@ -119,7 +125,7 @@ def main() -> None:
     step("git commit of dvc.lock", lambda: commit_all(project, "Train version 2"))
     second: Timed = step("make certify of version 2 (champion gate: against version 1)", lambda: sh("make", "certify"))
     image_two: Image = step("serving image of version 2", lambda: serving_image(project))
-    step("deploy PR: version 2 to staging", lambda: deploy(image_two))
+    step("attest version 2's image (signed), then its deploy PR to staging", lambda: deploy(image_two))
     analysis: dict[str, dict[str, tuple[float, bool]]] = step(
         "canary analysis on Prometheus: version 2 and a faulty candidate against version 1",
         lambda: canary(project, version_one),
@@ -194,7 +200,7 @@ def serving_image(project: Path) -> Image:
     if why is not None:
         note = f"SKIPPED the serving image: {why}; deploy PRs pin the packaged model's sha256 instead"
         print(f"    {note}")
-        return Image(f"{IMAGE_NAME}@sha256:{manifest['sha256']}", False, note)
+        return Image(f"{IMAGE_NAME}@sha256:{manifest['sha256']}", False, note, manifest["sha256"])
     buildah = Buildah(TEMPLATE / "build" / "buildah")
     buildah.root.mkdir(parents=True, exist_ok=True)
     base = buildah.debian_base("3.11", DEMO)
@@ -204,9 +210,11 @@ def serving_image(project: Path) -> Image:
         buildah("images", "--digests", "--format", "{{.Digest}}", f"{IMAGE_NAME}:{commit}").check().stdout.split()[0]
     )
     size = buildah.size_mb(f"{IMAGE_NAME}:{commit}")
+    label = '{{index .Config.Labels "dev.mlci.artifact-sha256"}}'
+    artifact = buildah("inspect", "--format", label, f"{IMAGE_NAME}:{commit}").check().stdout.strip()
     note = f"built by buildah ({buildah.driver} storage) on a debootstrap base; {size:.0f} MB"
     print(f"    {IMAGE_NAME}:{commit} = {digest}; {note}")
-    return Image(f"{IMAGE_NAME}@{digest}", True, note)
+    return Image(f"{IMAGE_NAME}@{digest}", True, note, artifact)
 
 
 def canary(project: Path, stable: Path) -> dict[str, dict[str, tuple[float, bool]]]:

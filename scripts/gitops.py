@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from bakery import TEMPLATE
 
 SKELETON = TEMPLATE / "k8s" / "deployment-repo"
@@ -23,14 +25,18 @@ def git(cwd: Path, *args: str, **identity: str) -> str:
     return done.stdout.strip()
 
 
-def init_deployment_repo(bare: Path) -> Path:
-    """A bare repository whose main branch holds the skeleton that the platform team starts from."""
+def init_deployment_repo(bare: Path, trusted: dict[str, str] | None = None) -> Path:
+    """A bare repository whose main branch holds the skeleton that the platform team starts from, its trust.yaml
+    listing `trusted` (name: public key PEM)."""
     bare.parent.mkdir(parents=True, exist_ok=True)
     git(bare.parent, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
     with tempfile.TemporaryDirectory(prefix="deployment-seed-") as scratch:
         seed = Path(scratch) / "seed"
         git(Path(scratch), "clone", "--quiet", str(bare), str(seed))
         shutil.copytree(SKELETON, seed, dirs_exist_ok=True)
+        if trusted:
+            keys = [{"name": name, "public_key": pem} for name, pem in trusted.items()]
+            (seed / "trust.yaml").write_text(yaml.safe_dump({"keys": keys, "keyless": []}, sort_keys=False))
         git(seed, "add", "--all")
         git(seed, "commit", "--quiet", "-m", "Start the deployment repo from the template's skeleton")
         git(seed, "push", "--quiet", "origin", "main")

@@ -24,13 +24,14 @@ def test_the_demo_runs_the_whole_loop(tmp_path, record_property):
     out = done.stdout
     assert done.returncode == 0, out[-4000:] + done.stderr[-4000:]
     steps = re.findall(r"^==> \[\s*(\d+)\] (.*) \.\.\.$", out, flags=re.M)
-    assert len(steps) == len(re.findall(r"^    done in [0-9.]+ s$", out, flags=re.M)) == 29
+    assert len(steps) == len(re.findall(r"^    done in [0-9.]+ s$", out, flags=re.M)) == 30
     assert "SKIPPED the serving image: MLOPS_DEMO_SKIP_IMAGES is set" in out
     assert re.search(r"version-2: error-ratio \S+ ok, p99-latency \S+ ok, prediction-drift \S+ ok  -> promoted", out)
     assert re.search(r"faulty: error-ratio \S+ FAILED.*-> aborted, traffic stays on stable", out)
     assert re.search(r"Refused: +mlci: error: v1\.1\.0 \([0-9a-f]{12}\) is not certified", out)
     assert re.search(r"tumor-classifier +production +1 +verified", out)  # rolled back to version 1
-    assert re.search(r"tumor-classifier +staging +2 +verified", out)
+    assert re.search(r"tumor-classifier +staging +2 +verified +verified \(signed by demo-release-key\)", out)
+    assert re.search(r"tumor-classifier +production +1 +verified +verified \(signed by demo-release-key\)", out)
     assert "v1 certify: pass" in out and "v2 certify: pass" in out
     assert (tmp_path / "demo" / "status.md").is_file()
     record_property("demo without images (s)", float(re.search(r"Total: +(\d+) s", out).group(1)))

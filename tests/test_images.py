@@ -145,6 +145,9 @@ def test_a_code_change_reuses_the_dependency_layer(built, record_property):
     record_property("env image rebuild after a code change (s)", round(built.builds["image"], 1))
 
 
+ARTIFACT_LABEL = '{{index .Docker.Config.Labels "dev.mlci.artifact-sha256"}}'
+
+
 def test_the_serving_image_serves_and_holds_no_training_stack(built, record_property):
     built.make("serving-image")
     image = built.image_ref("tumor-classifier")
@@ -154,14 +157,16 @@ def test_the_serving_image_serves_and_holds_no_training_stack(built, record_prop
             "--type",
             "image",
             "--format",
-            "{{.Docker.Config.User}}|{{.Docker.Config.Healthcheck.Test}}",
+            "{{.Docker.Config.User}}|{{.Docker.Config.Healthcheck.Test}}|" + ARTIFACT_LABEL,
             image,
         )
         .check()
         .stdout
     )
-    user, healthcheck = config.strip().split("|")
+    user, healthcheck, artifact = config.strip().split("|")
     assert user == "10001:10001" and "/readyz" in healthcheck
+    # What mlci attest checks against the certificate: the sha256 of the model artifact this image serves.
+    assert artifact == json.loads((built.project / "models" / "serving" / "serving.json").read_text())["sha256"]
     with built.container(image) as container:
         absent = built.run_in(container, "python" + BASE_PYTHON, "-c", "import mlflow")
         assert absent.returncode != 0 and "No module named 'mlflow'" in absent.stderr

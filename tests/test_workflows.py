@@ -116,7 +116,7 @@ def mlci_options(command: str) -> set[str]:
         env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stderr
-    return set(re.findall(r"(--[a-z][a-z-]*)", done.stdout))
+    return set(re.findall(r"(--[a-z][a-z0-9-]*)", done.stdout))
 
 
 def run_steps(project: Path):

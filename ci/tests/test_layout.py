@@ -21,7 +21,7 @@ import mlci
 CI = Path(__file__).resolve().parents[1]
 PACKAGE = Path(mlci.__file__).parent
 TEMPLATE_PROJECT = CI.parent / "{{cookiecutter.project}}"
-SUBSYSTEMS = ("model", "serving", "packaging", "certify", "gitops")
+SUBSYSTEMS = ("model", "serving", "packaging", "certify", "gitops", "trust")
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 
 

@@ -93,6 +93,10 @@ def serve(
     name: Annotated[str | None, typer.Option(help="Model name when packaging here")] = None,
     version: Annotated[str | None, typer.Option(help="Model version when packaging here")] = None,
     log_level: Annotated[LogLevel, typer.Option(help="How much the server logs")] = LogLevel.info,
+    attestation: Annotated[
+        Path | None, typer.Option(help="Refuse to start unless this signed attestation certifies the artifact")
+    ] = None,
+    trust: Annotated[Path | None, typer.Option(help="With --attestation: the trust.yaml of its signers")] = None,
 ) -> None:
     """Serve a model over HTTP: /invocations, the v2 inference protocol, health, readiness and /metrics."""
     from .model import manifest
@@ -113,16 +117,36 @@ def serve(
         log_level=log_level.value,
     )
     path = Path(model)
+    if (attestation is None) != (trust is None):
+        raise MlciError("--attestation and --trust go together: the attestation, and the trust.yaml of its signers")
     if path.is_dir() and manifest.is_packaged(path):
         if name or version or chosen != "auto":
             raise MlciError(f"{model} is already packaged: --name, --version and --runtime apply only when packaging")
-        raise typer.Exit(run_server(manifest.load(path), options))
+        served = manifest.load(path)
+        if attestation is not None and trust is not None:
+            _say(f"serve: {served.sha256[:12]} is {_attested_artifact(attestation, trust, served.sha256)}")
+        raise typer.Exit(run_server(served, options))
+    if attestation is not None:
+        raise MlciError(f"--attestation needs a packaged model (serving.json): {model} is packaged here, unattested")
     from .packaging.package import package as run_package
 
     with tempfile.TemporaryDirectory(prefix="mlci-serve-") as scratch:
         served = run_package(model, Path(scratch) / "package", name=name, version=version, runtime=chosen, log=_say)
         code = run_server(served, options)
     raise typer.Exit(code)
+
+
+def _attested_artifact(path: Path, trust: Path, sha256: str) -> str:
+    from .trust import attestation, policy
+
+    try:
+        envelope = attestation.decode(path.read_bytes(), str(path))
+    except OSError as error:
+        raise MlciError(f"--attestation {path}: {error.strerror}") from None
+    try:
+        return str(attestation.verify_artifact(envelope, policy.load(trust), sha256))
+    except attestation.AttestationError as refusal:
+        raise MlciError(f"refusing to serve {sha256[:12]}: {refusal}") from None
 
 
 @app.command()
@@ -185,13 +209,93 @@ def deploy_pr(
     model: Annotated[Path, typer.Option(help="The packaged model the certificate certifies")] = Path("models/serving"),
     deploy_dir: Annotated[Path, typer.Option("--deploy-dir", help="The project's kustomize base")] = Path("deploy"),
     report: Annotated[Path | None, typer.Option(help="The PR body (default: report.md beside the certificate)")] = None,
+    attestation: Annotated[
+        Path | None,
+        typer.Option(help="The image's signed attestation (default: attestation.json beside the certificate)"),
+    ] = None,
 ) -> None:
-    """Propose a certified model to the deployment repo as one PR per project and env (token: $GITHUB_TOKEN)."""
+    """Propose a certified, attested model to the deployment repo as one PR per project and env; the attestation is
+    verified against the repo's trust.yaml first (token: $GITHUB_TOKEN)."""
     from .gitops.deploy_pr import deploy_pr as run_deploy_pr
     from .gitops.proposal import proposal
 
-    proposed = proposal(env.value, image, certificate, model, deploy_dir, report)
+    proposed = proposal(env.value, image, certificate, model, deploy_dir, report, attestation)
     _report_outcome("deploy-pr", run_deploy_pr(proposed, repo, forge.value, log=_say))
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="The private key's file; the public key goes to FILE.pub")] = Path(
+        "signing.key"
+    ),
+) -> None:
+    """Make an ed25519 signing key for offline attestations (list FILE.pub in the deployment repo's trust.yaml)."""
+    from .trust.keys import generate
+
+    public = generate(out)
+    typer.echo(f"keygen: wrote {out} (private, mode 600) and {public} (public: list it in trust.yaml)")
+
+
+@app.command()
+def attest(
+    image: Annotated[str, typer.Option(help="The serving image, pinned by digest: name@sha256:...")],
+    artifact_sha256: Annotated[
+        str, typer.Option("--artifact-sha256", help="The image's dev.mlci.artifact-sha256 label: what it serves")
+    ],
+    certificate: Annotated[Path, typer.Option(help="The model's certificate.json")] = Path(
+        "reports/certification/certificate.json"
+    ),
+    out: Annotated[
+        Path | None, typer.Option(help="Where the attestation goes (default: beside the certificate)")
+    ] = None,
+    key: Annotated[Path | None, typer.Option(help="ed25519 private key (PEM); default: $MLCI_SIGNING_KEY")] = None,
+) -> None:
+    """Sign an in-toto attestation binding the serving image's digest to its (passing) certificate."""
+    import json
+
+    from .gitops.proposal import IMAGE_BY_DIGEST
+    from .trust import attestation
+    from .trust.keys import load_signer
+
+    pinned = IMAGE_BY_DIGEST.fullmatch(image)
+    if pinned is None:
+        raise MlciError(f"--image {image!r} is not pinned by digest (name@sha256:<64 hex digits>)")
+    try:
+        certified = json.loads(certificate.read_bytes())
+    except (OSError, ValueError) as error:
+        raise MlciError(f"--certificate {certificate}: not a readable certificate: {error}") from None
+    envelope = attestation.attest(pinned["name"], pinned["digest"], certified, artifact_sha256, load_signer(key))
+    target = out or certificate.with_name("attestation.json")
+    write_atomic(target, attestation.encode(envelope))
+    typer.echo(f"attest: wrote {target} for {image} (keyid {envelope['signatures'][0]['keyid'][:16]})")
+
+
+@app.command("verify-attestation")
+def verify_attestation(
+    image: Annotated[str, typer.Option(help="The serving image, pinned by digest: name@sha256:...")],
+    trust: Annotated[Path, typer.Option(help="The deployment repo's trust.yaml")],
+    certificate: Annotated[Path, typer.Option(help="certificate.json")] = Path(
+        "reports/certification/certificate.json"
+    ),
+    attestation_file: Annotated[Path | None, typer.Option("--attestation", help="Default: beside the certificate")] = (
+        None
+    ),
+) -> None:
+    """Check that a trusted signer attested this image and this certificate; exit 1 with the reason when not."""
+    from .trust import attestation, policy
+
+    digest = image.rpartition("@")[2]
+    path = attestation_file or certificate.with_name("attestation.json")
+    if not path.is_file():
+        raise MlciError(f"{path} is missing: the image is unsigned (mlci attest writes it)")
+    try:
+        verified = attestation.verify(
+            attestation.decode(path.read_bytes(), str(path)), policy.load(trust), digest, certificate.read_bytes()
+        )
+    except attestation.AttestationError as refusal:
+        typer.echo(f"mlci: refused: {refusal}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"verify-attestation: {image}: {verified}")
 
 
 @app.command()

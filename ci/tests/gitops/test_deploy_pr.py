@@ -14,6 +14,7 @@ from github_replay import Reply, recorded, replay
 
 from mlci.certify.certificate import SCHEMA_VERSION
 from mlci.model.manifest import ServedModel
+from mlci.trust import attestation, keys
 
 IMAGE = "ghcr.io/my-org/{project}@sha256:{digest}"
 TOKEN = "ghs_recordedDeployToken0123456789"
@@ -23,15 +24,37 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+@pytest.fixture(scope="session")
+def signing_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The release key, which the deployment repos' trust.yaml lists."""
+    key = tmp_path_factory.mktemp("keys") / "release.key"
+    keys.generate(key)
+    return key
+
+
+def sign(project: Path, image: str, key: Path, name: str = "attestation.json") -> Path:
+    """mlci attest's work: the attestation of `image` and the project's certificate, beside the certificate."""
+    certificate_path = project / "reports" / "certification" / "certificate.json"
+    certificate = json.loads(certificate_path.read_bytes())
+    image_name, _, digest = image.partition("@")
+    signer = keys.load_signer(key)
+    envelope = attestation.attest(image_name, digest, certificate, certificate["model"]["sha256"], signer)
+    path = certificate_path.with_name(name)
+    path.write_bytes(attestation.encode(envelope))
+    return path
+
+
 @pytest.fixture
-def deployments(tmp_path: Path) -> Path:
-    """A bare deployment repo whose main branch holds another team's app."""
+def deployments(tmp_path: Path, signing_key: Path) -> Path:
+    """A bare deployment repo whose main branch holds another team's app, and a trust.yaml listing the release
+    key."""
     bare = tmp_path / "deployments.git"
     git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
     seed = tmp_path / "seed"
     git(tmp_path, "clone", "--quiet", str(bare), str(seed))
     (seed / "apps" / "other-team").mkdir(parents=True)
     (seed / "apps" / "other-team" / "README.md").write_text("someone else's app\n")
+    trust(seed, signing_key)
     git(seed, "add", "-A")
     git(seed, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "seed")
     git(seed, "push", "--quiet", "origin", "main")
@@ -61,11 +84,30 @@ def make_project(root: Path, served: ServedModel, name: str, verdict: str = "pas
     return root
 
 
-def deploy(project: Path, repo: str, digest: str, *extra: str, env: dict[str, str] | None = None, wait=True):
+def trust(seed: Path, signing_key: Path) -> None:
+    public = signing_key.with_name(signing_key.name + ".pub").read_text()
+    (seed / "trust.yaml").write_text(yaml.safe_dump({"keys": [{"name": "release-key", "public_key": public}]}))
+
+
+KEY: list[Path] = []  # the session's release key, once the fixture made it
+
+
+@pytest.fixture(autouse=True)
+def _release_key(signing_key: Path) -> None:
+    KEY[:] = [signing_key]
+
+
+def deploy(
+    project: Path, repo: str, digest: str, *extra: str, env: dict[str, str] | None = None, wait=True, signed=True
+):
     name = json.loads((project / "reports/certification/certificate.json").read_text())["model"]["name"]
+    image = IMAGE.format(project=name, digest=digest * 64)
+    passed = json.loads((project / "reports/certification/certificate.json").read_text())["verdict"] == "pass"
+    if signed and passed:  # one attestation per image: runs at once must not share a file
+        extra = ("--attestation", str(sign(project, image, KEY[0], f"attestation-{digest}.json")), *extra)
     command = [
         sys.executable, "-m", "mlci", "deploy-pr", "--env", "staging",
-        "--image", IMAGE.format(project=name, digest=digest * 64),
+        "--image", image,
         "--certificate", "reports/certification/certificate.json", "--repo", repo, *extra,
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -92,6 +134,9 @@ def test_the_first_run_creates_the_branch_and_the_second_updates_it(forest_packa
     assert overlay["commonAnnotations"]["mlci.dev/model-version"] == forest_package.version
     stored = read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/certificate.json")
     assert json.loads(stored)["model"]["sha256"] == forest_package.sha256
+    attested = read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/attestation.json")
+    assert json.loads(attested) == json.loads((project / "reports/certification/attestation-a.json").read_bytes())
+    assert "verified (signed by release-key)" in first.stderr
     assert "rollout.yaml" in git(deployments, "ls-tree", "--name-only", f"{branch}:apps/tumor-classifier/base")
     # the branch starts from main and touches only apps/tumor-classifier/
     changed = git(deployments, "diff", "--name-only", "main", branch).splitlines()
@@ -164,12 +209,18 @@ FIND = (
 
 
 @pytest.fixture
-def github_server(tmp_path: Path) -> Path:
-    """A local folder standing in for the GitHub server's git side: octocat/Hello-World.git, empty."""
+def github_server(tmp_path: Path, signing_key: Path) -> Path:
+    """A local folder standing in for the GitHub server's git side: octocat/Hello-World.git, holding trust.yaml."""
     server = tmp_path / "github"
     bare = server / "octocat" / "Hello-World.git"
     bare.parent.mkdir(parents=True)
     git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    seed = tmp_path / "github-seed"
+    git(tmp_path, "clone", "--quiet", str(bare), str(seed))
+    trust(seed, signing_key)
+    git(seed, "add", "-A")
+    git(seed, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "trust")
+    git(seed, "push", "--quiet", "origin", "main")
     return server
 
 
@@ -197,7 +248,7 @@ def test_the_pull_request_is_opened_then_updated_never_duplicated(forest_package
     assert "updated pull request #1347" in updated.stdout
     assert [r.method for r in received] == ["GET", "PATCH"] and "sha256:" + "b" * 64 in received[1].body["body"]
     bare = github_server / "octocat" / "Hello-World.git"
-    assert git(bare, "rev-list", "--count", "deploy/tumor-classifier/staging") == "2"
+    assert git(bare, "rev-list", "--count", "main..deploy/tumor-classifier/staging") == "2"
     for done in (opened, updated):
         assert TOKEN not in done.stdout + done.stderr
 
@@ -208,3 +259,38 @@ def test_a_forge_refusal_is_reported_without_the_token(forest_package, tmp_path,
         done = deploy(project, "octocat/Hello-World", "a", "--forge", "github", env=forge_env(api, github_server))
     assert done.returncode == 2 and "403 Resource not accessible by integration" in done.stderr
     assert TOKEN not in done.stdout + done.stderr
+
+
+def test_an_unsigned_image_is_refused(forest_package, deployments, tmp_path):
+    project = make_project(tmp_path / "p", forest_package, "tumor-classifier")
+    refused = deploy(project, str(deployments), "a", "--forge", "none", signed=False)
+    assert refused.returncode == 2 and "no attestation" in refused.stderr and "unsigned" in refused.stderr
+    assert "deploy/tumor-classifier/staging" not in git(deployments, "branch", "--list")
+
+
+def test_an_attestation_by_a_key_trust_yaml_does_not_list_is_refused(forest_package, deployments, tmp_path):
+    project = make_project(tmp_path / "p", forest_package, "tumor-classifier")
+    stranger = tmp_path / "stranger.key"
+    keys.generate(stranger)
+    sign(project, IMAGE.format(project="tumor-classifier", digest="a" * 64), stranger)
+    refused = deploy(project, str(deployments), "a", "--forge", "none", signed=False)
+    assert refused.returncode == 2 and "the signer is not trusted" in refused.stderr, refused.stderr
+    assert "deploy/tumor-classifier/staging" not in git(deployments, "branch", "--list")
+
+
+def test_an_attestation_of_another_image_is_refused(forest_package, deployments, tmp_path):
+    project = make_project(tmp_path / "p", forest_package, "tumor-classifier")
+    sign(project, IMAGE.format(project="tumor-classifier", digest="e" * 64), KEY[0])
+    refused = deploy(project, str(deployments), "a", "--forge", "none", signed=False)
+    assert refused.returncode == 2 and "does not match the attestation" in refused.stderr, refused.stderr
+
+
+def test_a_certificate_rewritten_after_signing_is_refused(forest_package, deployments, tmp_path):
+    project = make_project(tmp_path / "p", forest_package, "tumor-classifier")
+    sign(project, IMAGE.format(project="tumor-classifier", digest="a" * 64), KEY[0])
+    path = project / "reports" / "certification" / "certificate.json"
+    rewritten = json.loads(path.read_text())
+    rewritten["git"]["commit"] = "f" * 40
+    path.write_text(json.dumps(rewritten, indent=2))
+    refused = deploy(project, str(deployments), "a", "--forge", "none", signed=False)
+    assert refused.returncode == 2 and "does not match the attestation's predicate" in refused.stderr, refused.stderr

@@ -19,6 +19,7 @@ from gitops import commit_on_main, git, init_deployment_repo, merge
 from mlci.certify.certificate import SCHEMA_VERSION
 from mlci.gitops.deploy_pr import deploy_pr
 from mlci.gitops.proposal import DeployProposal
+from mlci.trust import attestation, keys
 
 APP = "tumor-classifier"
 IMAGE = f"ghcr.io/my-org/{APP}"
@@ -56,6 +57,12 @@ class World:
     project: Path
     deployments: Path
     commits: dict[str, str]
+    key: Path  # the release key, listed in the deployment repo's trust.yaml
+
+    def attest(self, version: str, certified: bytes) -> bytes:
+        document = json.loads(certified)
+        signer = keys.load_signer(self.key)
+        return attestation.encode(attestation.attest(IMAGE, digest(version), document, version * 64, signer))
 
     def ship(self, version: str, env: str, reviewer: str | None = "Ada Reviewer", base: str = "v1") -> str:
         """Propose version (certified at the project commit of that name) to env, and merge it when reviewed."""
@@ -68,6 +75,7 @@ class World:
             certificate(version, self.commits[version]),
             "report",
             {"kustomization.yaml": b"resources: [rollout.yaml]\n", "rollout.yaml": f"# base {base}\n".encode()},
+            attestation=self.attest(version, certificate(version, self.commits[version])),
         )
         deploy_pr(proposed, str(self.deployments), "none", log=lambda _: None)
         return merge(self.deployments, proposed.branch, reviewer) if reviewer else ""
@@ -86,8 +94,15 @@ class World:
         return git(self.deployments, "show", f"{ref}:{path}")
 
 
+@pytest.fixture(scope="session")
+def release_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    key = tmp_path_factory.mktemp("keys") / "release.key"
+    keys.generate(key)
+    return key
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> World:
+def world(tmp_path: Path, release_key: Path) -> World:
     project = tmp_path / "project"
     project.mkdir()
     git(project, "init", "--quiet", "--initial-branch=main")
@@ -98,7 +113,8 @@ def world(tmp_path: Path) -> World:
         git(project, "add", "--all")
         git(project, "commit", "--quiet", "-m", f"Train version {version}")
         commits[version] = git(project, "rev-parse", "HEAD")
-    return World(project, init_deployment_repo(tmp_path / "deployments.git"), commits)
+    trusted = {"release-key": release_key.with_name("release.key.pub").read_text()}
+    return World(project, init_deployment_repo(tmp_path / "deployments.git", trusted), commits, release_key)
 
 
 def registry(tmp_path: Path, versions: int) -> str:
@@ -170,6 +186,32 @@ def test_a_tag_whose_staging_certificate_was_edited_is_refused(world):
                       "--no-registry")  # fmt: skip
     assert done.returncode == 2
     assert "refusing to promote v1.0.0" in done.stderr and "changed after it was deployed" in done.stderr
+
+
+def test_an_image_digest_edited_alone_is_refused_by_promote_and_reported_by_status(world):
+    world.ship("1", "staging")
+    staging = f"apps/{APP}/overlays/staging/kustomization.yaml"
+    overlay = world.show("main", staging).replace(digest("1"), digest("9"))
+    commit_on_main(world.deployments, {staging: (overlay + "\n").encode()}, "Swap the image")
+    git(world.project, "tag", "v1.0.0", world.commits["1"])
+    done = world.mlci("promote", "--tag", "v1.0.0", "--repo", str(world.deployments), "--forge", "none",
+                      "--no-registry")  # fmt: skip
+    assert done.returncode == 2 and f"the image digest {digest('9')} does not match the attestation" in done.stderr
+    shown = world.mlci("status", "--repo", str(world.deployments), "--format", "json")
+    (row,) = json.loads(shown.stdout)["apps"][0]["environments"]
+    assert row["attestation"].startswith("not verified: the image digest"), row["attestation"]
+
+
+def test_status_says_who_signed_each_row_or_that_it_is_unsigned(world):
+    world.ship("1", "staging")
+    world.ship("2", "production")
+    production = f"apps/{APP}/overlays/production/attestation.json"
+    commit_on_main(world.deployments, {production: None}, "Drop the attestation")
+    done = world.mlci("status", "--repo", str(world.deployments))
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[1]: line for line in done.stdout.splitlines() if line.startswith(APP)}
+    assert "verified (signed by release-key)" in rows["staging"] and "UNSIGNED" in rows["production"]
+    assert f"{APP}/production: attestation unsigned" in done.stdout
 
 
 def test_rollback_pins_the_previous_version_its_image_and_its_base(world):

@@ -207,4 +207,5 @@ def moved(
         headline=headline,
         kind=kind,
         command=command,
+        attestation=deployed.attestation_bytes,
     )

@@ -41,6 +41,9 @@ class DeployProposal:
     headline: str | None = None
     kind: str = "deploy"
     command: str = "deploy-pr"
+    # The signed attestation of the image and certificate (attestation.json); deploy_pr verifies it against the
+    # deployment repo's trust.yaml before it proposes anything.
+    attestation: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """Every value the overlay carries is checked here: they are written into YAML, and promote and rollback
@@ -104,6 +107,8 @@ class DeployProposal:
         owned = {f"{app}/base/{name}": data for name, data in self.base.items()}
         owned[f"{app}/overlays/{self.env}/kustomization.yaml"] = self.overlay().encode()
         owned[f"{app}/overlays/{self.env}/certificate.json"] = self.certificate_bytes
+        if self.attestation is not None:
+            owned[f"{app}/overlays/{self.env}/attestation.json"] = self.attestation
         return owned
 
     def body(self) -> str:
@@ -118,9 +123,16 @@ class DeployProposal:
 
 
 def proposal(
-    env: str, image: str, certificate_path: Path, model: Path, deploy_dir: Path, report_path: Path | None
+    env: str,
+    image: str,
+    certificate_path: Path,
+    model: Path,
+    deploy_dir: Path,
+    report_path: Path | None,
+    attestation_path: Path | None = None,
 ) -> DeployProposal:
-    """Check everything that can be checked before touching any repository; the proposal, or why not."""
+    """Check everything that can be checked before touching any repository; the proposal, or why not. The
+    attestation (default: attestation.json beside the certificate) is required; deploy_pr verifies it."""
     if env not in ENVIRONMENTS:
         raise MlciError(f"--env {env!r} is not one of {', '.join(ENVIRONMENTS)}")
     pinned = IMAGE_BY_DIGEST.fullmatch(image)
@@ -143,4 +155,20 @@ def proposal(
         raise MlciError(f"{deploy_dir} runs no container image {pinned['name']}: the overlay could not pin it")
     report_path = report_path or certificate_path.with_name("report.md")
     report = report_path.read_text() if report_path.is_file() else "(no certification report was found)\n"
-    return DeployProposal(project, env, pinned["name"], pinned["digest"], certificate, certificate_bytes, report, base)
+    attestation_path = attestation_path or certificate_path.with_name("attestation.json")
+    if not attestation_path.is_file():
+        raise MlciError(
+            f"no attestation: {attestation_path} is missing, so the image is unsigned "
+            "(sign it with `mlci attest` after building it, or pass --attestation FILE)"
+        )
+    return DeployProposal(
+        project,
+        env,
+        pinned["name"],
+        pinned["digest"],
+        certificate,
+        certificate_bytes,
+        report,
+        base,
+        attestation=attestation_path.read_bytes(),
+    )

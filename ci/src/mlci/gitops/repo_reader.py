@@ -7,6 +7,7 @@ The repo is cloned bare (no work tree: every file is read from git's objects, ma
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -41,6 +42,7 @@ class Deployed:
     certificate: dict[str, Any] | None
     certificate_bytes: bytes | None
     problem: str | None
+    attestation_bytes: bytes | None = None  # attestation.json beside the certificate, when the overlay has one
 
     @property
     def verified(self) -> bool:
@@ -214,15 +216,18 @@ class DeploymentHistory:
         specs = []
         for app, env, commit in where:
             folder = f"{commit}:apps/{app}/overlays/{env}"
-            specs += [f"{folder}/kustomization.yaml", f"{folder}/certificate.json"]
+            specs += [f"{folder}/kustomization.yaml", f"{folder}/certificate.json", f"{folder}/attestation.json"]
         blobs = self.read(specs)
         return [
-            read_deployed(
-                app,
-                env,
-                commit,
-                blobs[f"{commit}:apps/{app}/overlays/{env}/kustomization.yaml"],
-                blobs[f"{commit}:apps/{app}/overlays/{env}/certificate.json"],
+            dataclasses.replace(
+                read_deployed(
+                    app,
+                    env,
+                    commit,
+                    blobs[f"{commit}:apps/{app}/overlays/{env}/kustomization.yaml"],
+                    blobs[f"{commit}:apps/{app}/overlays/{env}/certificate.json"],
+                ),
+                attestation_bytes=blobs[f"{commit}:apps/{app}/overlays/{env}/attestation.json"],
             )
             for app, env, commit in where
         ]

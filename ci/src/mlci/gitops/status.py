@@ -3,7 +3,8 @@
 How many model workstreams are live, what each runs (version, image digest, certificate verdict, commit), when
 it was trained and its data last refreshed, champion and challenger metrics and whether the challenger was
 evaluated against the champion, open proposals, the last promotion and who approved it, and where the logs
-are. A missing or malformed certificate is reported on its row; it never stops the rest.
+are, and whether its image's attestation verifies against the repo's trust.yaml (`verified (signed by ...)`, or
+what is wrong). A missing or malformed certificate or attestation is reported on its row; it never stops the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MlciError
+from ..trust import attestation
+from ..trust.policy import TRUST_FILE, TrustPolicy
+from ..trust.policy import load as load_trust
 from .github import GitHub, forge_client
 from .repo_reader import Change, Deployed, DeploymentHistory, section
 
@@ -60,7 +64,45 @@ def _scalar(value: Any) -> str | int | float | None:
     return str(value)
 
 
-def environment_row(deployed: Deployed, changes: list[Change], proposals: list[str], now: datetime) -> dict[str, Any]:
+def trust_at_head(history: DeploymentHistory) -> TrustPolicy | str:
+    """The deployment repo's trust.yaml on its default branch, or why there is none to check against."""
+    if history.empty:
+        return "the deployment repo is empty"
+    data = history.read([f"{history.head}:{TRUST_FILE}"])[f"{history.head}:{TRUST_FILE}"]
+    if data is None:
+        return f"the deployment repo has no {TRUST_FILE}"
+    with tempfile.TemporaryDirectory(prefix="mlci-trust-") as scratch:
+        path = Path(scratch) / TRUST_FILE
+        path.write_bytes(data)
+        try:
+            return load_trust(path)
+        except MlciError as error:
+            return str(error).replace(str(path), TRUST_FILE)
+
+
+def attestation_state(deployed: Deployed, trust: TrustPolicy | str) -> str:
+    """`verified (signed by ...)`, or what is wrong: unsigned, an untrusted signer, another digest, another
+    certificate."""
+    if deployed.attestation_bytes is None:
+        return "unsigned: no attestation.json beside the certificate"
+    if isinstance(trust, str):
+        return f"not verified: {trust}"
+    if deployed.digest is None or deployed.certificate_bytes is None:
+        return "not verified: the overlay pins no image digest or certificate"
+    try:
+        envelope = attestation.decode(deployed.attestation_bytes, "attestation.json")
+        return str(attestation.verify(envelope, trust, deployed.digest, deployed.certificate_bytes))
+    except attestation.AttestationError as refusal:
+        return f"not verified: {refusal}"
+
+
+def environment_row(
+    deployed: Deployed,
+    changes: list[Change],
+    proposals: list[str],
+    now: datetime,
+    trust: TrustPolicy | str = "no trust.yaml was read",
+) -> dict[str, Any]:
     """One (app, env): what it runs and everything known about it."""
     certificate = deployed.certificate or {}
     model, data = section(certificate, "model"), section(certificate, "data_version")
@@ -71,6 +113,7 @@ def environment_row(deployed: Deployed, changes: list[Change], proposals: list[s
         "version": deployed.version,
         "image": f"{deployed.image}@{deployed.digest}" if deployed.image and deployed.digest else None,
         "certificate": "verified" if deployed.verified else f"not verified: certificate.json {deployed.problem}",
+        "attestation": attestation_state(deployed, trust),
         "verdict": _scalar(certificate.get("verdict")),
         "commit": _scalar(section(certificate, "git").get("commit")),
         "certified_at": _scalar(certificate.get("created_at")),
@@ -106,6 +149,7 @@ def collect(
     deployed = history.current(pairs)
     changes = history.changes()
     proposals = history.unmerged_branches()
+    trust = trust_at_head(history)
     if github is not None:
         for pull in github.paginate(f"/repos/{github.repository}/pulls?state=open&per_page=100"):
             ref = str((pull.get("head") or {}).get("ref", ""))
@@ -116,7 +160,7 @@ def collect(
                 listed.append(f"#{pull.get('number')} {ref}")
     apps: dict[str, dict[str, Any]] = {}
     for item in deployed:
-        row = environment_row(item, changes.get(item.overlay, []), proposals.get(item.overlay, []), now)
+        row = environment_row(item, changes.get(item.overlay, []), proposals.get(item.overlay, []), now, trust)
         apps.setdefault(item.app, {"app": item.app, "environments": []})["environments"].append(row)
     for entry in apps.values():
         by_env = {row["env"]: row for row in entry["environments"]}
@@ -176,6 +220,7 @@ COLUMNS: tuple[tuple[str, Cell], ...] = (
     ("env", lambda e, r: r["env"]),
     ("version", lambda e, r: r["version"] or "?"),
     ("certificate", lambda e, r: "verified" if r["certificate"] == "verified" else "NOT VERIFIED"),
+    ("attestation", lambda e, r: _attested(r["attestation"])),
     ("trained", lambda e, r: _days(r["trained_days_ago"])),
     ("data", lambda e, r: f"{r['data_version'] or '?'} ({_days(r['data_age_days'])})"),
     ("metrics", lambda e, r: ", ".join(f"{k}={_number(v)}" for k, v in list(r["metrics"].items())[:3]) or "-"),
@@ -190,6 +235,13 @@ COLUMNS: tuple[tuple[str, Cell], ...] = (
     ),
     ("open PRs", lambda e, r: ", ".join(r["open_proposals"]) or "-"),
 )
+
+
+def _attested(state: str) -> str:
+    """The table's cell: `verified (signed by ...)` as it is, else the kind of problem in capitals."""
+    if state.startswith("verified"):
+        return state
+    return "UNSIGNED" if state.startswith("unsigned") else "NOT VERIFIED"
 
 
 def _days(days: float | None) -> str:
@@ -209,12 +261,15 @@ def _cells(status: dict[str, Any]) -> list[list[str]]:
 
 
 def _problems(status: dict[str, Any]) -> list[str]:
-    return [
-        f"{entry['app']}/{row['env']}: {row['certificate'].removeprefix('not verified: ')}"
-        for entry in status["apps"]
-        for row in entry["environments"]
-        if row["certificate"] != "verified"
-    ]
+    found = []
+    for entry in status["apps"]:
+        for row in entry["environments"]:
+            where = f"{entry['app']}/{row['env']}"
+            if row["certificate"] != "verified":
+                found.append(f"{where}: {row['certificate'].removeprefix('not verified: ')}")
+            if not row["attestation"].startswith("verified"):
+                found.append(f"{where}: attestation {row['attestation'].removeprefix('not verified: ')}")
+    return found
 
 
 def _summary_line(status: dict[str, Any]) -> str:
