@@ -130,14 +130,14 @@ def test_the_first_run_creates_the_branch_and_the_second_updates_it(forest_packa
         read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/kustomization.yaml")
     )
     assert overlay["images"] == [{"name": "ghcr.io/my-org/tumor-classifier", "digest": "sha256:" + "a" * 64}]
-    assert overlay["resources"] == ["../../base"]
+    assert overlay["resources"] == ["../../bases/staging"]
     assert overlay["commonAnnotations"]["mlci.dev/model-version"] == forest_package.version
     stored = read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/certificate.json")
     assert json.loads(stored)["model"]["sha256"] == forest_package.sha256
     attested = read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/attestation.json")
     assert json.loads(attested) == json.loads((project / "reports/certification/attestation-a.json").read_bytes())
     assert "verified (signed by release-key)" in first.stderr
-    assert "rollout.yaml" in git(deployments, "ls-tree", "--name-only", f"{branch}:apps/tumor-classifier/base")
+    assert "rollout.yaml" in git(deployments, "ls-tree", "--name-only", f"{branch}:apps/tumor-classifier/bases/staging")
     # the branch starts from main and touches only apps/tumor-classifier/
     changed = git(deployments, "diff", "--name-only", "main", branch).splitlines()
     assert changed and all(path.startswith("apps/tumor-classifier/") for path in changed)

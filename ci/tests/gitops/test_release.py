@@ -214,6 +214,30 @@ def test_status_says_who_signed_each_row_or_that_it_is_unsigned(world):
     assert f"{APP}/production: attestation unsigned" in done.stdout
 
 
+def test_promoting_and_rolling_back_production_never_changes_a_byte_of_staging(world):
+    world.ship("1", "staging", base="v1")
+    git(world.project, "tag", "v1.0.0", world.commits["1"])
+
+    def staging() -> list[str]:  # git's tree hashes: every byte that staging's overlay renders from
+        paths = (f"main:apps/{APP}/overlays/staging", f"main:apps/{APP}/bases/staging")
+        return [git(world.deployments, "rev-parse", path) for path in paths]
+
+    before = staging()
+    done = world.mlci("promote", "--tag", "v1.0.0", "--repo", str(world.deployments), "--forge", "none",
+                      "--no-registry")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    merge(world.deployments, f"deploy/{APP}/production", "Grace Approver")
+    assert world.show("main", f"apps/{APP}/bases/production/rollout.yaml") == "# base v1"
+    world.ship("2", "production", base="v2")
+    assert world.show("main", f"apps/{APP}/bases/production/rollout.yaml") == "# base v2"
+    done = world.mlci("rollback", "--env", "production", "--repo", str(world.deployments), "--forge", "none")
+    assert done.returncode == 0, done.stderr
+    merge(world.deployments, f"rollback/{APP}/production", "Grace Approver")
+    assert world.show("main", f"apps/{APP}/bases/production/rollout.yaml") == "# base v1"
+    assert staging() == before
+    assert world.show("main", f"apps/{APP}/bases/staging/rollout.yaml") == "# base v1"
+
+
 def test_rollback_pins_the_previous_version_its_image_and_its_base(world):
     world.ship("1", "production", base="v1")
     world.ship("2", "production", base="v2")
@@ -223,7 +247,7 @@ def test_rollback_pins_the_previous_version_its_image_and_its_base(world):
     branch = f"rollback/{APP}/production"
     overlay = yaml.safe_load(world.show(branch, f"{PRODUCTION}/kustomization.yaml"))
     assert overlay["images"][0]["digest"] == digest("1")
-    assert world.show(branch, f"apps/{APP}/base/rollout.yaml") == "# base v1"
+    assert world.show(branch, f"apps/{APP}/bases/production/rollout.yaml") == "# base v1"
     assert world.show(branch, f"{PRODUCTION}/certificate.json").encode() == certificate("1", world.commits["1"])
     changed = git(world.deployments, "diff", "--name-only", "main", branch).splitlines()
     assert changed and all(path.startswith(f"apps/{APP}/") for path in changed)

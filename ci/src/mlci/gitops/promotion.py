@@ -98,7 +98,7 @@ def promote(
         source.refuse_unless_verified(f"refusing to promote {tag}")
         if section(source.certificate, "git").get("dirty"):
             raise MlciError(f"refusing to promote {tag}: its certificate was made from a work tree with changes")
-        base = history.base_at(app, source.commit)
+        base = history.base_at(app, "staging", source.commit)  # what staging ran becomes production's base
         staging_now = deployed[0] if deployed else None
     proposed = moved(source, env, base, "", f"Promote {app} {tag} (version {source.version}) to {env}", "promote")
     # The challenger: what staging runs now, when it is another version and its certificate holds.
@@ -178,7 +178,7 @@ def rollback(
             raise MlciError(f"{env} of {app} never ran {wanted}; its history holds: {seen}")
         target = candidates[0]
         target.refuse_unless_verified(f"refusing to roll back {app} in {env} to version {target.version}")
-        base = history.base_at(app, target.commit)
+        base = history.base_at(app, env, target.commit)
     report = (
         f"{env} runs version {current.version} now; this returns it to version {target.version}, "
         f"as deployed by {target.commit[:12]} of the deployment repo.\n\n"

@@ -1,7 +1,8 @@
 """What a deploy PR proposes: one project's certified model, by image digest, for one environment.
 
-The proposal owns only `apps/<project>/` of the deployment repo: the base (the project's deploy/) and one
-overlay per environment that pins the serving image by digest, with the certificate beside it. Every value it
+The proposal owns only `apps/<project>/` of the deployment repo: one base per environment (the project's deploy/,
+in `bases/<env>/`) and one overlay per environment that pins the serving image by digest, with the certificate
+and its attestation beside it. Every value it
 writes into the overlay is checked here first.
 """
 
@@ -91,7 +92,7 @@ class DeployProposal:
             "kind: Kustomization\n"
             f"namespace: {self.project}-{self.env}\n"
             "resources:\n"
-            "  - ../../base\n"
+            f"  - ../../bases/{self.env}\n"
             "images:\n"
             f"  - name: {self.image_name}\n"
             f"    digest: {self.digest}\n"
@@ -104,7 +105,8 @@ class DeployProposal:
     def files(self) -> dict[str, bytes]:
         """Every file the proposal owns, by path in the deployment repo."""
         app = f"apps/{self.project}"
-        owned = {f"{app}/base/{name}": data for name, data in self.base.items()}
+        # Each environment its own base: promoting or rolling back production never changes a byte of staging.
+        owned = {f"{app}/bases/{self.env}/{name}": data for name, data in self.base.items()}
         owned[f"{app}/overlays/{self.env}/kustomization.yaml"] = self.overlay().encode()
         owned[f"{app}/overlays/{self.env}/certificate.json"] = self.certificate_bytes
         if self.attestation is not None:

@@ -279,13 +279,16 @@ class DeploymentHistory:
                 found.setdefault(f"apps/{parts[1]}/overlays/{parts[2]}", []).append(branch)
         return found
 
-    def base_at(self, app: str, commit: str) -> dict[str, bytes]:
-        """apps/<app>/base/ as it was at `commit`: the kustomize base that the overlay deployed then."""
-        listed = self.git.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--name-only", commit, "--",
-                               f"apps/{app}/base/").stdout  # fmt: skip
-        paths = [path for path in listed.split("\0") if path]
+    def base_at(self, app: str, env: str, commit: str) -> dict[str, bytes]:
+        """apps/<app>/bases/<env>/ as it was at `commit`: the kustomize base that env's overlay deployed then (in a
+        repo written before each environment had its own base, the shared apps/<app>/base/)."""
+        for prefix in (f"apps/{app}/bases/{env}/", f"apps/{app}/base/"):
+            listed = self.git.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--name-only", commit, "--",
+                                  prefix).stdout  # fmt: skip
+            paths = [path for path in listed.split("\0") if path]
+            if paths:
+                break
         blobs = self.read(f"{commit}:{path}" for path in paths)
-        prefix = f"apps/{app}/base/"
         base = {}
         for path in paths:
             data = blobs[f"{commit}:{path}"]

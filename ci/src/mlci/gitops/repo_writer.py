@@ -83,7 +83,8 @@ class DeploymentRepo:
 
     def _write(self, proposal: DeployProposal) -> None:
         app = self.path / "apps" / proposal.project
-        shutil.rmtree(app / "base", ignore_errors=True)  # a file dropped from deploy/ leaves the base too
+        # A file dropped from deploy/ leaves this environment's base too; the other environment's is not touched.
+        shutil.rmtree(app / "bases" / proposal.env, ignore_errors=True)
         for relative, data in proposal.files().items():
             write_atomic(self.path / relative, data)
 
