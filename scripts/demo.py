@@ -95,16 +95,21 @@ def main() -> None:
         mlci("attest", "--image", image.reference, "--artifact-sha256", image.artifact_sha256, "--key", str(key))
         return mlci("deploy-pr", "--env", "staging", "--image", image.reference, "--repo", repo, "--forge", "none")
 
+    def merged_in_production(branch: str) -> Timed:
+        """Grace merges; the deployment repo's sync-aliases job then points the MLflow aliases at what runs."""
+        merge(deployments, branch, "Grace Approver")
+        return mlci("sync-aliases", "--repo", repo, "--tracking-uri", mlflow_uri)
+
     def promote(tag: str) -> Timed:
         sh("git", "tag", tag)
         return mlci("promote", "--tag", tag, "--repo", repo, "--forge", "none", "--tracking-uri", mlflow_uri)
 
     step("attest version 1's image (signed), then its deploy PR to staging", lambda: deploy(image_one))
     step("review: Ada merges the staging PR", lambda: merge(deployments, f"deploy/{APP}/staging", "Ada Reviewer"))
-    step("tag v1.0.0 and promote it (production PR, MLflow alias champion)", lambda: promote("v1.0.0"))
+    step("tag v1.0.0 and promote it (the production PR)", lambda: promote("v1.0.0"))
     step(
-        "review: Grace merges the production PR",
-        lambda: merge(deployments, f"deploy/{APP}/production", "Grace Approver"),
+        "review: Grace merges the production PR; sync-aliases moves champion to what production runs",
+        lambda: merged_in_production(f"deploy/{APP}/production"),
     )
 
     def uncertified() -> str:
@@ -136,16 +141,16 @@ def main() -> None:
     )
     step("tag v1.2.0 and promote version 2", lambda: promote("v1.2.0"))
     step(
-        "review: Grace merges the production PR",
-        lambda: merge(deployments, f"deploy/{APP}/production", "Grace Approver"),
+        "review: Grace merges the production PR; sync-aliases moves champion to what production runs",
+        lambda: merged_in_production(f"deploy/{APP}/production"),
     )
     step(
         "rollback: one PR that returns production to version 1",
         lambda: mlci("rollback", "--env", "production", "--repo", repo, "--forge", "none"),
     )
     step(
-        "review: Grace merges the rollback PR",
-        lambda: merge(deployments, f"rollback/{APP}/production", "Grace Approver"),
+        "review: Grace merges the rollback PR; sync-aliases moves champion back",
+        lambda: merged_in_production(f"rollback/{APP}/production"),
     )
     status: Timed = step("mlci status", lambda: sh("mlci", "status", "--repo", repo))
     sh("mlci", "status", "--repo", repo, "--format", "markdown", "--out", str(DEMO / "status.md"))
@@ -172,7 +177,7 @@ Project:     {project}
 Metrics:     {project / "metrics.json"}  ({", ".join(f"{k}={v:.4f}" for k, v in metrics.items())})
 Plots:       {project / "dvc_plots" / "index.html"}  (data in {project / "plots"})
 Model:       {project / "models" / "model"}  registered as {info["registered_model"]} version {info["version"]}
-MLflow:      {project / "mlflow.db"}  (aliases moved by promote)  UI: cd {project} && make mlflow-ui
+MLflow:      {project / "mlflow.db"}  (aliases follow production: mlci sync-aliases)  UI: cd {project} && make mlflow-ui
 Serving:     {project / "models" / "serving"}  ({served["runtime"]}), accuracy over HTTP {served["accuracy"]:.4f}
 Certificate: {project / "reports" / "certification" / "certificate.json"}  (v1 {verdicts[0]}; v2 {verdicts[-1]})
 Report:      {project / "reports" / "certification" / "report.md"}

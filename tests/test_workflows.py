@@ -44,8 +44,11 @@ def tool(name: str) -> str:
     return str(path)
 
 
+DEPLOYMENT_REPO = TEMPLATE / "k8s" / "deployment-repo"  # its skeleton's own workflow: sync-aliases
+
+
 def test_zizmor_auditor_persona_finds_nothing(project):
-    for root in (project, TEMPLATE):
+    for root in (project, TEMPLATE, DEPLOYMENT_REPO):
         done = run([tool("zizmor"), "--offline", "--persona=auditor", *map(str, workflows(root))], root)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "No findings to report" in done.stdout + done.stderr
@@ -75,7 +78,7 @@ def actionlint(root: Path) -> list[dict]:
 
 
 def test_actionlint_finds_no_error(project):
-    for root in (project, TEMPLATE):
+    for root in (project, TEMPLATE, DEPLOYMENT_REPO):
         assert actionlint(root) == []
 
 
@@ -92,7 +95,7 @@ def test_actionlint_still_reports_what_it_should(tmp_path):
 
 
 def test_the_workflows_match_githubs_schema(project):
-    for root in (project, TEMPLATE):
+    for root in (project, TEMPLATE, DEPLOYMENT_REPO):
         done = run(
             [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, workflows(root))],
             root,

@@ -310,7 +310,8 @@ def promote(
     ] = None,
     registry: Annotated[bool, typer.Option(help="--no-registry: move no MLflow alias")] = True,
 ) -> None:
-    """Promote the model certified at a release tag's commit: the production PR, then the MLflow aliases."""
+    """Promote the model certified at a release tag's commit as a production PR; the MLflow aliases follow once it is
+    merged (mlci sync-aliases), and are reconciled with what production runs now first."""
     from .gitops.promotion import promote as run_promote
 
     uri = None
@@ -321,7 +322,44 @@ def promote(
     done = run_promote(tag, env.value, repo, forge.value, _app(app_name), Path.cwd(), uri, log=_say)
     _report_outcome("promote", done.outcome)
     moved = ", ".join(f"{alias} -> version {version}" for alias, version in done.aliases.items())
-    typer.echo(f"promote: {done.proposal.title}" + (f"; MLflow aliases: {moved}" if moved else ""))
+    typer.echo(
+        f"promote: {done.proposal.title}"
+        + (f"; MLflow aliases, as production runs now: {moved}" if moved else "")
+        + (
+            f"; champion moves to version {done.proposal.version} when the PR is merged (mlci sync-aliases)"
+            if uri
+            else ""
+        )
+    )
+
+
+@app.command("sync-aliases")
+def sync_aliases(
+    repo: Annotated[str, typer.Option(help=REPO_HELP)],
+    forge: Annotated[Forge, typer.Option(help="github: read a private repo with $GITHUB_TOKEN")] = Forge.none,
+    app_name: Annotated[str | None, typer.Option("--app", help="One app (default: every app of the repo)")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow registry whose aliases move (default: $MLFLOW_TRACKING_URI)")
+    ] = None,
+) -> None:
+    """Point the MLflow aliases at what the deployment repo's default branch runs: champion at production's version,
+    challenger at staging's other one. The deployment repo runs it on every push to its default branch."""
+    import tempfile
+
+    from .gitops.github import forge_client
+    from .gitops.promotion import sync_aliases as run_sync
+    from .gitops.repo_reader import DeploymentHistory
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise MlciError("no MLflow registry: set MLFLOW_TRACKING_URI or --tracking-uri")
+    with tempfile.TemporaryDirectory(prefix="mlci-aliases-") as scratch:
+        history = DeploymentHistory.clone(repo, Path(scratch), forge_client(forge.value, repo)[1])
+        apps = [app_name] if app_name else sorted({app for app, _ in history.overlays()})
+        for name in apps:
+            named = run_sync(history, uri, name)
+            said = ", ".join(f"{alias} -> version {version}" for alias, version in named.items())
+            typer.echo(f"sync-aliases: {name}: " + (said or "production runs no certified version: left as they were"))
 
 
 @app.command()

@@ -155,7 +155,28 @@ def test_a_release_tag_promotes_what_staging_ran_and_moves_the_aliases(world, tm
         overlay["commonAnnotations"]["mlci.dev/certificate-sha256"]
         == hashlib.sha256(certificate("1", world.commits["1"])).hexdigest()
     )
-    # champion: the promoted version; challenger: staging's newer version
+    # The aliases follow what production runs: nothing yet, as the PR is not merged.
+    assert aliases(uri) == {}
+    merge(world.deployments, branch, "Grace Approver")
+    synced = world.mlci("sync-aliases", "--repo", str(world.deployments), "--tracking-uri", uri)
+    assert synced.returncode == 0, synced.stderr
+    # champion: the version production runs; challenger: staging's newer version
+    assert aliases(uri) == {"champion": "1", "challenger": "2"}
+    assert f"sync-aliases: {APP}: champion -> version 1, challenger -> version 2" in synced.stdout
+
+
+def test_a_closed_production_pr_leaves_champion_where_it_was(world, tmp_path):
+    world.ship("1", "staging")
+    world.ship("1", "production")
+    world.ship("2", "staging")
+    uri = registry(tmp_path, 3)
+    git(world.project, "tag", "v2.0.0", world.commits["2"])
+    done = world.mlci("promote", "--tag", "v2.0.0", "--repo", str(world.deployments), "--forge", "none",
+                      "--tracking-uri", uri)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert aliases(uri) == {"champion": "1", "challenger": "2"}  # reconciled with what production runs now
+    git(world.deployments, "branch", "-D", f"deploy/{APP}/production")  # the reviewer closes the PR unmerged
+    world.mlci("sync-aliases", "--repo", str(world.deployments), "--tracking-uri", uri).check_returncode()
     assert aliases(uri) == {"champion": "1", "challenger": "2"}
 
 

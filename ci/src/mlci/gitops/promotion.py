@@ -2,8 +2,12 @@
 
 promote: a release tag's commit must have been certified and deployed to staging; its certificate, read from
 the staging overlay's history, must still be the bytes that overlay pinned and record a pass. The production PR
-then pins the very image digest that ran in staging, and the MLflow aliases move: `champion` to that version,
-`challenger` to what staging runs when it is another version.
+then pins the very image digest that ran in staging.
+
+The MLflow aliases follow what the deployment repo's default branch runs, not what a PR proposes:
+`sync_aliases` points `champion` at production's version and `challenger` at staging's when it is another one.
+The deployment repo runs it on every push to its default branch (`mlci sync-aliases`), and promote and rollback
+run it first, so a rejected production PR leaves `champion` where it was.
 
 rollback: the overlay's history on the default branch lists every version an environment ran; the PR pins the
 previous one (or the one asked for), its base and image as they were, once its certificate verifies.
@@ -65,7 +69,7 @@ class Promotion:
 
     outcome: Outcome
     proposal: DeployProposal
-    aliases: dict[str, str]
+    aliases: dict[str, str]  # what the aliases name after reconciling with what production runs now
 
 
 def promote(
@@ -100,18 +104,31 @@ def promote(
             raise MlciError(f"refusing to promote {tag}: its certificate was made from a work tree with changes")
         base = history.base_at(app, "staging", source.commit)  # what staging ran becomes production's base
         staging_now = deployed[0] if deployed else None
+        # The challenger: what staging runs now, when it is another version and its certificate holds.
+        challenger = None
+        if staging_now is not None and staging_now.verified and staging_now.version != source.version:
+            challenger = staging_now.version
+        aliases: dict[str, str] = {}
+        if tracking_uri:  # the registry must know both versions before anything is proposed
+            registry_versions(tracking_uri, app, [v for v in (source.version, challenger) if v is not None])
+            aliases = sync_aliases(history, tracking_uri, app)  # catch up with merges since the last run
     proposed = moved(source, env, base, "", f"Promote {app} {tag} (version {source.version}) to {env}", "promote")
-    # The challenger: what staging runs now, when it is another version and its certificate holds.
-    challenger = None
-    if staging_now is not None and staging_now.verified and staging_now.version != source.version:
-        challenger = staging_now.version
-    if tracking_uri:  # the registry must know both versions before anything is proposed
-        registry_versions(tracking_uri, app, [v for v in (source.version, challenger) if v is not None])
     outcome = deploy_pr(proposed, repo, forge, log=log)
-    aliases: dict[str, str] = {}
-    if tracking_uri:
-        aliases = move_aliases(tracking_uri, app, str(source.version), challenger)
     return Promotion(outcome, proposed, aliases)
+
+
+def sync_aliases(history: DeploymentHistory, tracking_uri: str, app: str) -> dict[str, str]:
+    """Point `champion` at the version the default branch's production overlay runs (when its certificate verifies)
+    and `challenger` at staging's when it is another verified version, else drop it; what the aliases now name."""
+    current = {d.env: d for d in history.current([p for p in history.overlays() if p[0] == app])}
+    production, staging = current.get("production"), current.get("staging")
+    if production is None or not production.verified or production.version is None:
+        return {}  # production runs nothing certified: the aliases stay as they are
+    challenger = None
+    if staging is not None and staging.verified and staging.version not in (None, production.version):
+        challenger = str(staging.version)
+    registry_versions(tracking_uri, app, [v for v in (str(production.version), challenger) if v is not None])
+    return move_aliases(tracking_uri, app, str(production.version), challenger)
 
 
 def registry_versions(tracking_uri: str, name: str, versions: list[str]) -> None:
