@@ -3,6 +3,7 @@
 const CUSTOM = {
   "argoproj.io/v1alpha1": ["@kubernetes-models/argo-rollouts", "@kubernetes-models/argo-cd"],
   "monitoring.coreos.com/v1": ["@kubernetes-models/prometheus-operator"],
+  "policies.kyverno.io/v1": ["@kubernetes-models/kyverno"],
 };
 
 async function modelOf(apiVersion, kind) {

@@ -16,7 +16,7 @@ from bakery import TEMPLATE, bake, run
 from mlci.gitops.proposal import DeployProposal
 
 K8S = TEMPLATE / "k8s"
-FOLDERS = ["argocd", "argo-rollouts", "runners", "mlflow"]
+FOLDERS = ["argocd", "argo-rollouts", "runners", "mlflow", "admission"]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,48 @@ def test_every_folder_renders_and_every_object_matches_its_schema(rendered):
         "argo-rollouts": ["ConfigMap"],
         "runners": ["ConfigMap"],
         "mlflow": ["Deployment", "Namespace", "NetworkPolicy", "Service", "ServiceAccount"],
+        "admission": ["ImageValidatingPolicy"],
     }
     assert schema_failures([o for objects in rendered.values() for o in objects]) == []
+
+
+def test_the_admission_policy_is_the_one_mlci_makes_from_trust_yaml(rendered, tmp_path):
+    """One trust root: the committed policy is what `mlci admission-policy` writes from the example trust.yaml, and
+    a trust.yaml with keys and keyless identities makes a policy of valid schema with one attestor each."""
+    import subprocess
+    import sys
+
+    from mlci.trust import keys
+
+    def generate(trust, out):
+        command = [sys.executable, "-m", "mlci", "admission-policy", "--trust", str(trust),
+                   "--images", "ghcr.io/my-org/*", "--out", str(out)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, cwd=trust.parent)
+        assert done.returncode == 0, done.stderr
+        return out.read_text()
+
+    assert (
+        generate(K8S / "admission" / "trust.example.yaml", tmp_path / "again.yaml")
+        == (K8S / "admission" / "policy.yaml").read_text()
+    )
+    public = keys.generate(tmp_path / "release.key").read_text()
+    trust = tmp_path / "trust.yaml"
+    trust.write_text(yaml.safe_dump({"keys": [{"name": "release-key", "public_key": public}],
+                                     "keyless": [{"issuer": "https://token.actions.githubusercontent.com",
+                                                  "identity": "^https://github\\.com/my-org/.+$"}]}))  # fmt: skip
+    policy = yaml.safe_load(generate(trust, tmp_path / "policy.yaml"))
+    assert schema_failures([policy]) == []
+    attestors = policy["spec"]["attestors"]
+    assert [a["name"] for a in attestors] == ["release_key", "keyless_0"]
+    assert attestors[0]["cosign"]["key"]["data"] == public
+    assert policy["spec"]["attestations"] == [
+        {"name": "certificate", "intoto": {"type": "https://mlci.dev/certificate/v1"}}
+    ]
+    checks = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    assert "[attestors.release_key, attestors.keyless_0]" in checks and "g.status == 'pass'" in checks
+    applicationset = one(rendered["argocd"], "ApplicationSet")["spec"]["template"]["spec"]["syncPolicy"]
+    labels = applicationset["managedNamespaceMetadata"]["labels"]
+    assert labels == policy["spec"]["matchConstraints"]["namespaceSelector"]["matchLabels"]
 
 
 def test_the_mlflow_server_and_the_runners_meet_pod_security_restricted(rendered):

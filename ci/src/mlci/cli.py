@@ -298,6 +298,24 @@ def verify_attestation(
     typer.echo(f"verify-attestation: {image}: {verified}")
 
 
+@app.command("admission-policy")
+def admission_policy(
+    trust: Annotated[Path, typer.Option(help="The deployment repo's trust.yaml")] = Path("trust.yaml"),
+    images: Annotated[list[str], typer.Option("--images", help="Image globs the policy checks (repeatable)")] = [],  # noqa: B006
+    out: Annotated[Path | None, typer.Option(help="Write the policy here (default: stdout)")] = None,
+) -> None:
+    """The cluster's admission policy from trust.yaml: Kyverno admits a model image only with a trusted, passing
+    attestation."""
+    from .trust import admission, policy
+
+    text = admission.render(policy.load(trust), images)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(out, text)
+        typer.echo(f"admission-policy: wrote {out}")
+
+
 @app.command()
 def promote(
     tag: Annotated[str, typer.Option(help="The release tag vX.Y.Z whose commit is promoted")],
