@@ -223,6 +223,26 @@ def test_an_image_digest_edited_alone_is_refused_by_promote_and_reported_by_stat
     assert row["attestation"].startswith("not verified: the image digest"), row["attestation"]
 
 
+def test_a_certificate_rewritten_with_its_pin_is_refused_by_the_attestation(world):
+    world.ship("1", "staging")
+    folder = f"apps/{APP}/overlays/staging"
+    original = certificate("1", world.commits["1"])
+    forged = original.replace(b'"accuracy": 0.91', b'"accuracy": 0.99')
+    pin = world.show("main", f"{folder}/kustomization.yaml").replace(
+        hashlib.sha256(original).hexdigest(), hashlib.sha256(forged).hexdigest()
+    )
+    edits = {f"{folder}/certificate.json": forged, f"{folder}/kustomization.yaml": (pin + "\n").encode()}
+    commit_on_main(world.deployments, edits, "Better numbers")
+    git(world.project, "tag", "v1.0.0", world.commits["1"])
+    done = world.mlci("promote", "--tag", "v1.0.0", "--repo", str(world.deployments), "--forge", "none",
+                      "--no-registry")  # fmt: skip
+    assert done.returncode == 2 and "the certificate does not match the attestation's predicate" in done.stderr
+    shown = json.loads(world.mlci("status", "--repo", str(world.deployments), "--format", "json").stdout)
+    (row,) = shown["apps"][0]["environments"]
+    assert row["certificate"] == "verified"  # the pin alone is fooled
+    assert "does not match the attestation's predicate" in row["attestation"]
+
+
 def test_status_says_who_signed_each_row_or_that_it_is_unsigned(world):
     world.ship("1", "staging")
     world.ship("2", "production")
