@@ -180,3 +180,23 @@ def test_mlci_serve_starts_only_on_the_attested_artifact(forest_package, tmp_pat
     with ServerProcess(command, f"http://127.0.0.1:{port}/readyz", tmp_path / "serve.log"):
         assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
     assert "verified (signed by release-key)" in (tmp_path / "serve.log").read_text()
+
+
+def test_mlci_attest_writes_the_attestation_or_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    keys.generate(tmp_path / "signing.key")
+    (tmp_path / "certificate.json").write_text(json.dumps(CERTIFICATE))
+    command = [sys.executable, "-m", "mlci", "attest", "--image", f"{IMAGE}@{DIGEST}", "--key", "signing.key",
+               "--certificate", "certificate.json"]  # fmt: skip
+    refused = subprocess.run([*command, "--artifact-sha256", "ff" * 32], cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode == 2 and "does not serve the certified model" in refused.stderr
+    assert not (tmp_path / "attestation.json").exists()
+    done = subprocess.run([*command, "--artifact-sha256", CERTIFICATE["model"]["sha256"]], cwd=tmp_path,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    trust = policy.load(trust_file(tmp_path, tmp_path / "signing.key.pub"))
+    envelope = json.loads((tmp_path / "attestation.json").read_text())
+    verified = attestation.verify(envelope, trust, DIGEST, (tmp_path / "certificate.json").read_bytes())
+    assert verified.signer == "release-key"
