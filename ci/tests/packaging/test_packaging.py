@@ -133,3 +133,26 @@ def test_registry_uris_resolve_aliases_and_versions(tmp_path, monkeypatch, fores
     assert package("models:/tumor-classifier/latest", tmp_path / "latest", log=quiet).version == str(versions[1])
     with pytest.raises(ModelError, match="models:/tumor-classifier@nobody"):
         package("models:/tumor-classifier@nobody", tmp_path / "missing", log=quiet)
+
+
+def test_a_model_saved_without_an_input_example_or_baseline_is_checked_on_rows_from_its_signature(tmp_path):
+    """What `mlflow models serve` serves, mlci serves too: the parity sample comes from the signature's types."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+    from skops.io import dumps, get_untrusted_types
+
+    features, labels = load_breast_cancer(return_X_y=True, as_frame=True)
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(features, labels)
+    mlflow.sklearn.save_model(
+        forest,
+        str(tmp_path / "model"),
+        signature=infer_signature(features, forest.predict_proba(features.head(5))),
+        pyfunc_predict_fn="predict_proba",
+        skops_trusted_types=get_untrusted_types(data=dumps(forest)),
+    )
+    said: list[str] = []
+    served = package(str(tmp_path / "model"), tmp_path / "serving", log=said.append)
+    assert served.runtime == "onnx" and served.parity["rows"] > 100 and served.parity["max_diff"] <= 1e-5
+    assert any("signature's types alone" in line for line in said), said

@@ -182,3 +182,16 @@ def test_bad_v2_requests_are_refused_naming_the_problem(inputs, message):
         v2(inputs)
     assert message in caught.value.message
     assert caught.value.status in (400, 413)
+
+
+@pytest.mark.parametrize("field", ["dataframe_records", "instances"])
+def test_a_record_that_gives_a_column_twice_is_refused_naming_it(field):
+    body = ('{"%s": [{"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 4.0, "b": 5.0, "b": 9.0, "c": 6.5}]}' % field).encode()
+    error = refused(body)
+    assert error.status == 400 and "gives the key 'b' twice" in str(error) and field in str(error)
+
+
+def test_a_text_value_that_spells_a_column_name_is_no_repeat():
+    schema = InputSchema((Feature("a", "double"), Feature("b", "string")), "columns", "float64")
+    batch = parse({"dataframe_records": [{"a": 1.0, "b": "a"}, {"a": 2.0, "b": "b"}]}, schema)
+    assert batch.columns["b"] == ["a", "b"]

@@ -122,8 +122,16 @@ def sample_inputs(schema: InputSchema, baseline: Baseline | None, example: Any, 
                 drawn = [None if gap else v for v, gap in zip(drawn, generator.random(rows) < 0.1, strict=True)]
             columns[feature.name] += drawn
     count = len(columns[schema.names[0]]) if schema.names else 0
+    if not count and schema.names:  # no example, no baseline: the signature's types alone, over many magnitudes
+        generator = np.random.default_rng(seed)
+        for feature in schema.features:
+            drawn = _from_signature(feature, rows, generator)
+            if not feature.required:
+                drawn = [None if gap else v for v, gap in zip(drawn, generator.random(rows) < 0.1, strict=True)]
+            columns[feature.name] = drawn
+        count = rows
     if not count:
-        raise ModelError("no sample to check the export on: the model has no input example and no baseline")
+        raise ModelError("no sample to check the export on: the signature names no input column")
     if not schema.numeric:
         return Batch(None, columns, count)
     matrix = np.array([[np.nan if v is None else v for v in columns[n]] for n in schema.names], dtype=np.float64).T
@@ -157,6 +165,21 @@ def _draw(feature: Any, baseline: Baseline, i: int, rows: int, generator: np.ran
     if feature.type in INTEGER_TYPES:  # both runtimes must see the same whole numbers
         return [int(v) for v in np.round(column)]
     return [float(v) for v in column]
+
+
+def _from_signature(feature: Any, rows: int, generator: np.random.Generator) -> list[Any]:
+    """`rows` values of a feature's type when nothing tells its range: numbers of either sign from 0.001 to 10,000
+    and zero, integers whole; text: the missing value, short words and one never seen; booleans both ways."""
+    if feature.type == "string":
+        words = np.array([MISSING_TEXT, "a", "b", "mlci: a category never seen"], dtype=object)
+        return [str(v) for v in generator.choice(words, size=rows)]
+    if feature.type == "boolean":
+        return [bool(v) for v in generator.random(rows) < 0.5]
+    magnitude = 10.0 ** generator.uniform(-3, 4, rows)
+    values = np.where(generator.random(rows) < 0.1, 0.0, magnitude * generator.choice([-1.0, 1.0], size=rows))
+    if feature.type in INTEGER_TYPES:
+        return [int(v) for v in np.round(values)]
+    return [float(v) for v in values]
 
 
 def _is_missing(value: Any) -> bool:
@@ -248,7 +271,11 @@ def package(
         if baseline is None:
             log("package: the model carries no drift baseline (metadata.mlci.baseline); drift gauges are off")
         flavor = flavor_of(mlmodel)
-        sample = sample_inputs(schema, baseline, _load_example(resolved.directory), SAMPLE_ROWS)
+        example = _load_example(resolved.directory)
+        if example is None and baseline is None:
+            log("package: the model has no input example and no baseline: parity is checked on rows drawn from its "
+                "signature's types alone, across many magnitudes")  # fmt: skip
+        sample = sample_inputs(schema, baseline, example, SAMPLE_ROWS)
         try:
             pyfunc = mlflow.pyfunc.load_model(str(resolved.directory))
             reference = np.asarray(pyfunc.predict(model_input(schema, sample)))

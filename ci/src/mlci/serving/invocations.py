@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,11 @@ MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 class InvocationsParser(InputCheck):
     """Parses /invocations bodies for one model's input schema."""
+
+    def __init__(self, schema: Any, max_rows: int) -> None:
+        super().__init__(schema, max_rows)
+        # Each column's name as a JSON string: counted in a records body to find a key given twice in a row.
+        self._key_tokens = [dumps(name) for name in self.names]
 
     def parse(self, body: bytes, content_type: str) -> Batch:
         """Rows from a POST /invocations body: JSON in one of MLflow's four formats, or CSV."""
@@ -44,11 +50,11 @@ class InvocationsParser(InputCheck):
         if key == "dataframe_split":
             return self._split(value, tokens)
         if key == "dataframe_records":
-            return self._records(value, key, tokens)
+            return self._records(value, key, tokens, body)
         if isinstance(value, dict):
             return self._columnar(value, key)
         if isinstance(value, list) and value and isinstance(value[0], dict):
-            return self._records(value, key, tokens)
+            return self._records(value, key, tokens, body)
         return self._rows(value, key, self._identity, tokens)
 
     def _split(self, value: Any, tokens: bool) -> Batch:
@@ -114,10 +120,28 @@ class InvocationsParser(InputCheck):
                 columns[feature.name][i] = check_value(feature, value, f"{field}[{i}], column {feature.name!r}")
         return self._batch(columns, len(data))
 
-    def _records(self, records: Any, field: str, tokens: bool) -> Batch:
+    def _repeated_key(self, body: bytes, rows: int, field: str) -> None:
+        """A record that gives a column twice: JSON parsers keep the last value silently, so refuse it, naming the
+        column. Cheap first: each column's name appears at most once per row in the body, or a closer look."""
+        if all(body.count(token) <= rows for token in self._key_tokens):
+            return
+        repeated: list[str] = []
+
+        def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+            keys = [k for k, _ in items]
+            if len(set(keys)) != len(keys) and not repeated:
+                repeated.append(next(k for k in keys if keys.count(k) > 1))
+            return dict(items)
+
+        json.loads(body, object_pairs_hook=pairs)  # orjson has read it already: it is valid JSON
+        if repeated:  # else a value spelled a column's name
+            raise RequestError(f"a row of '{field}' gives the key {repeated[0]!r} twice; each column once per row")
+
+    def _records(self, records: Any, field: str, tokens: bool, body: bytes) -> Batch:
         if not isinstance(records, list):
             raise RequestError(f"'{field}' must be a list of objects (one per row), got {kind_of(records)}")
         self._check_count(len(records), field)
+        self._repeated_key(body, len(records), field)
         if self._numbers_only and not tokens:
             names = self.names
             try:
