@@ -186,7 +186,8 @@ def test_bad_v2_requests_are_refused_naming_the_problem(inputs, message):
 
 @pytest.mark.parametrize("field", ["dataframe_records", "instances"])
 def test_a_record_that_gives_a_column_twice_is_refused_naming_it(field):
-    body = ('{"%s": [{"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 4.0, "b": 5.0, "b": 9.0, "c": 6.5}]}' % field).encode()
+    rows = '[{"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 4.0, "b": 5.0, "b": 9.0, "c": 6.5}]'
+    body = f'{{"{field}": {rows}}}'.encode()
     error = refused(body)
     assert error.status == 400 and "gives the key 'b' twice" in str(error) and field in str(error)
 

@@ -115,7 +115,7 @@ def _pem(value: str, name: str) -> str:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
     """Block scalars for the multi-line strings (PEM keys), as a person would write them."""
 
 
