@@ -89,6 +89,12 @@ def serve(
     max_rows: Annotated[int, typer.Option(help="Most rows in one request", min=1)] = 10_000,
     drift_window: Annotated[int, typer.Option(help="Rows in each worker's drift window", min=1)] = 1000,
     graceful_timeout: Annotated[int, typer.Option(help="Seconds to drain requests on SIGTERM", min=0)] = 30,
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds a request may take to arrive (headers and body); then 408", min=0.1)
+    ] = 10.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections per worker; beyond, 503 with Retry-After", min=1)
+    ] = 1000,
     runtime: Annotated[Runtime, typer.Option(help=RUNTIME_HELP)] = Runtime.auto,
     name: Annotated[str | None, typer.Option(help="Model name when packaging here")] = None,
     version: Annotated[str | None, typer.Option(help="Model version when packaging here")] = None,
@@ -115,6 +121,8 @@ def serve(
         drift_window=drift_window,
         graceful_timeout=graceful_timeout,
         log_level=log_level.value,
+        read_timeout=read_timeout,
+        max_connections=max_connections,
     )
     path = Path(model)
     if (attestation is None) != (trust is None):

@@ -300,3 +300,64 @@ def test_a_server_stopped_while_its_workers_load_exits_0(forest_dir, tmp_path):
         time.sleep(0.02)
     server.send_signal(signal.SIGTERM)
     assert server.wait(timeout=60) == 0, log.read_text()
+
+
+def _port_of(process) -> int:
+    return int(process.command[process.command.index("--port") + 1])
+
+
+def _read_all(sock: socket.socket, deadline: float) -> bytes:
+    """What the server sends until it closes the connection (or the deadline passes: then what came so far)."""
+    received = b""
+    sock.settimeout(max(0.05, deadline - time.monotonic()))
+    try:
+        while chunk := sock.recv(4096):
+            received += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return received
+
+
+def test_stalled_requests_get_a_408_and_are_closed_while_valid_ones_are_served(forest_package, tmp_path):
+    from mlci.certify.process import send
+
+    process = start_server(forest_package, tmp_path / "serve.log", "--read-timeout", "1")
+    try:
+        port = _port_of(process)
+        stalled = []
+        for i in range(500):  # half a request each: headers never finished, or a body never sent
+            sock = socket.create_connection(("127.0.0.1", port))
+            head = b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+            sock.sendall(head if i % 2 else head + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            stalled.append(sock)
+        opened = time.monotonic()
+        body = json.dumps(split(breast_cancer_frame().head(1))).encode()
+        served = [send(f"http://127.0.0.1:{port}", "POST", "/invocations", body, "application/json") for _ in range(20)]
+        assert served == [200] * 20, served
+        deadline = opened + 1 + 1.5  # the timeout plus a second (and a half for a loaded 2-core machine)
+        answers = [_read_all(sock, deadline) for sock in stalled]
+        closed_by = time.monotonic() - opened
+        timed_out = sum(a.startswith(b"HTTP/1.1 408 ") and b"connection: close" in a for a in answers)
+        assert timed_out == 500, (timed_out, answers[:2])
+        assert closed_by <= 2.5 + 0.5, closed_by
+    finally:
+        for sock in stalled:
+            sock.close()
+        process.stop()
+
+
+def test_connections_beyond_the_limit_get_a_503_with_retry_after(forest_package, tmp_path):
+    process = start_server(forest_package, tmp_path / "serve.log", "--max-connections", "20")
+    held = []
+    try:
+        port = _port_of(process)
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        time.sleep(0.2)
+        extra = socket.create_connection(("127.0.0.1", port))
+        answer = _read_all(extra, time.monotonic() + 5)
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"retry-after: 1" in answer.lower(), answer
+        extra.close()
+    finally:
+        for sock in held:
+            sock.close()
+        process.stop()

@@ -22,6 +22,7 @@ import uvicorn
 from ..model.manifest import ServedModel
 from .app import Limits, ServingApp
 from .metrics import Layout, ServerMetrics, shared_slab
+from .protocol import guarded
 from .runtime import load_runtime
 
 log = logging.getLogger("mlci.serve")
@@ -37,6 +38,8 @@ class ServeOptions:
     drift_window: int = 1000
     graceful_timeout: int = 30
     log_level: str = "info"
+    read_timeout: float = 10.0  # seconds a request may take to arrive, headers and body; then 408
+    max_connections: int = 1000  # open connections per worker; beyond, 503 with Retry-After
 
 
 class _Server(uvicorn.Server):
@@ -111,7 +114,7 @@ def _run_worker(
     config = uvicorn.Config(
         app,
         loop=_loop(),
-        http="httptools",
+        http=guarded(options.read_timeout, options.max_connections),
         lifespan="on",
         access_log=False,
         log_level=options.log_level,
