@@ -45,6 +45,15 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
+def percentiles(out: str) -> dict[int, float]:
+    """wrk's latency distribution block (`--latency`), percent -> ms; the thread-stats line above it, whose last
+    column is a share like `74.50%`, is not part of it."""
+    block = re.search(r"Latency Distribution\n((?:[ \t]+\d+%[ \t]+\S+\n)+)", out)
+    if block is None:
+        raise ValueError("wrk printed no latency distribution (run it with --latency)")
+    return {int(p): _ms(v) for p, v in re.findall(r"^[ \t]+(\d+)%[ \t]+(\S+)$", block.group(1), flags=re.M)}
+
+
 def drive(url: str, body: str, seconds: int = SECONDS) -> Load:
     """wrk with one thread and CONNECTIONS connections POSTing `body` for `seconds`."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
@@ -61,10 +70,11 @@ def drive(url: str, body: str, seconds: int = SECONDS) -> Load:
         Path(script.name).unlink()
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    latency = percentiles(out)
     return Load(
         requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        p50_ms=_ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        p99_ms=_ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=latency[50],
+        p99_ms=latency[99],
         errors=(int(errors.group(1)) if errors else 0)
         + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
     )
