@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -361,3 +362,45 @@ def test_connections_beyond_the_limit_get_a_503_with_retry_after(forest_package,
         for sock in held:
             sock.close()
         process.stop()
+
+
+def _owners(pids: list[int], port: int) -> dict[int, int]:
+    """For each connection to `port` that a worker holds: the client's port -> the worker's pid (from /proc)."""
+    inode_of_remote: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as listing:
+            for line in listing.readlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # ESTABLISHED, on the server's side
+                    inode_of_remote[fields[9]] = int(fields[2].rsplit(":", 1)[1], 16)
+    owners = {}
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}") if os.path.islink(f"/proc/{pid}/fd/{fd}") else ""
+            inode = target.removeprefix("socket:[").removesuffix("]")
+            if inode in inode_of_remote:
+                owners[inode_of_remote[inode]] = pid
+    return owners
+
+
+def test_two_workers_each_take_about_half_of_the_connections(forest_package, tmp_path):
+    process = start_server(forest_package, tmp_path / "serve.log", "--workers", "2")
+    clients = []
+    try:
+        port = _port_of(process)
+        pids = _worker_pids(process.process.pid)
+        for _ in range(64):  # persistent connections, as a load generator keeps them
+            clients.append(socket.create_connection(("127.0.0.1", port)))
+        time.sleep(0.5)
+        owners = _owners(pids, port)
+        mine = {c.getsockname()[1] for c in clients}
+        assert set(owners) == mine
+        shares = sorted(list(owners.values()).count(pid) for pid in pids)
+        # SO_REUSEPORT hashes each connection to a worker: 64 of them split near evenly (one shared socket put
+        # all of a load generator's connections on one worker 3 runs in 16).
+        assert len(shares) == 2 and shares[0] >= 16, shares
+    finally:
+        for client in clients:
+            client.close()
+        assert process.stop() == 0

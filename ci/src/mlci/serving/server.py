@@ -1,8 +1,9 @@
 """Run the model server: bind once, fork the workers, drain them on SIGTERM.
 
-The workers share the listening socket (the kernel spreads connections between them) and the
-metrics slab. SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish (up
-to the graceful timeout) and exits 0; a worker that dies on its own stops the whole server.
+The workers listen on the same port, each on its own socket once its model is loaded (SO_REUSEPORT: the kernel
+spreads connections evenly over them), and share the metrics slab. SIGTERM or SIGINT stops accepting
+connections, lets in-flight requests finish (up to the graceful timeout) and exits 0; a worker that dies on its
+own stops the whole server.
 """
 
 from __future__ import annotations
@@ -58,10 +59,15 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, listen: bool = True, reuse_port: bool = False) -> socket.socket:
+    """The server's socket on host:port. With `reuse_port`, each worker listens on a socket of its own on the same
+    port (SO_REUSEPORT), and the kernel spreads new connections evenly over them; the supervisor's own socket then
+    only holds the port (bound, never listening, so it is given no connection)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as error:
@@ -69,7 +75,8 @@ def bind(host: str, port: int) -> socket.socket:
         from ..errors import MlciError
 
         raise MlciError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    sock.listen(2048)
+    if listen:
+        sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -104,13 +111,17 @@ def _run_worker(
 
     app = ServingApp(model, lambda: load_runtime(model, options.threads), metrics, options.limits, fatal)
     if options.workers > 1:
-        # Workers share one listening socket: one still loading would take connections and answer 503.
-        # So each loads before it accepts; a lone worker loads in the background and answers /healthz meanwhile.
+        # Each worker loads, then listens on its own socket of the shared port (SO_REUSEPORT): no connection
+        # reaches a worker still loading, and the kernel spreads them evenly. A lone worker loads in the
+        # background and answers /healthz meanwhile.
         try:
             app.preload()
         except Exception:
             log.exception("the model failed to load")
             return 3
+        host, port = sock.getsockname()[:2]
+        placeholder, sock = sock, bind(host, port, listen=True, reuse_port=True)
+        placeholder.close()
     config = uvicorn.Config(
         app,
         loop=_loop(),
@@ -129,7 +140,8 @@ def _run_worker(
 
 def serve(model: ServedModel, options: ServeOptions) -> int:
     """Serve until SIGTERM/SIGINT; the exit status (0 after a clean drain)."""
-    sock = bind(options.host, options.port)
+    several = options.workers > 1
+    sock = bind(options.host, options.port, listen=not several, reuse_port=several)
     classes = model.output.classes if model.output.kind == "probabilities" else ()
     edges = model.output.edges if model.output.kind == "values" else ()
     baseline = model.baseline
