@@ -196,3 +196,52 @@ def test_a_text_value_that_spells_a_column_name_is_no_repeat():
     schema = InputSchema((Feature("a", "double"), Feature("b", "string")), "columns", "float64")
     batch = parse({"dataframe_records": [{"a": 1.0, "b": "a"}, {"a": 2.0, "b": "b"}]}, schema)
     assert batch.columns["b"] == ["a", "b"]
+
+
+def v2_rows(document, schema=NUMBERS):
+    return V2Parser(schema, 100).parse(json.dumps(document).encode())
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        [{"name": "input", "shape": [2, 3], "datatype": "FP64", "data": [1.0, 2.0, 3.0, 4.0, 5.0, 6.5]}],
+        [{"name": "input", "shape": [2, 3], "datatype": "FP32", "data": ROWS}],
+        [{"name": n, "shape": [2], "datatype": "FP64", "data": [r[i] for r in ROWS]} for i, n in enumerate("abc")],
+        [{"name": n, "shape": [2, 1], "datatype": "FP64", "data": [[r[i]] for r in ROWS]} for i, n in enumerate("abc")],
+        [
+            {"name": n, "shape": [2], "datatype": "FP64", "data": [r[i] for r in ROWS]}
+            for i, n in reversed(list(enumerate("abc")))
+        ],
+    ],
+)
+def test_v2_reads_a_matrix_or_a_tensor_per_column_to_the_same_rows(inputs):
+    batch, _ = v2_rows({"inputs": inputs})
+    assert batch.matrix is not None and batch.matrix.tolist() == ROWS
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([1.0, 2.0, "3", 4.0, 5.0, 6.5], "expected a number"),
+        ([1.0, 2.0, None, 4.0, 5.0, 6.5], "'c'"),
+        ([1.0, 2.0, True, 4.0, 5.0, 6.5], "expected a number"),
+        ([1.0, 2.0, 3.0, 4.0, 5.0], "has 5 values but its shape"),
+    ],
+)
+def test_the_v2_fast_path_leaves_every_refusal_to_the_careful_one(data, message):
+    with pytest.raises(RequestError, match=message):
+        v2_rows({"inputs": [{"name": "input", "shape": [2, 3], "datatype": "FP64", "data": data}]})
+
+
+def test_clean_numbers_take_the_fast_path_and_anything_else_the_careful_one():
+    parser = V2Parser(NUMBERS, 100)
+    matrix = [{"name": "input", "shape": [2, 3], "datatype": "FP64", "data": ROWS}]
+    assert parser._fast(matrix, json.dumps(matrix).encode()) is not None
+    per_column = [
+        {"name": n, "shape": [2], "datatype": "FP64", "data": [r[i] for r in ROWS]} for i, n in enumerate("abc")
+    ]
+    assert parser._fast(per_column, b"") is not None
+    assert parser._fast(per_column[::-1], b"") is None  # another order: the careful path maps it
+    with_text = [{**matrix[0], "data": [1.0, "2", 3.0, 4.0, 5.0, 6.5]}]
+    assert parser._fast(with_text, json.dumps(with_text).encode()) is None
