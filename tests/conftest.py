@@ -11,9 +11,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-# Baked projects' `make setup` skips byte-compiling (a quarter of its time for a PyTorch project; imports are as
-# correct without it, only the first one is slower).
-os.environ.setdefault("COMPILE_BYTECODE", "")
 # One pre-commit hook cache for every baked project of the session: hook environments build once.
 os.environ.setdefault("PRE_COMMIT_HOME", str(ROOT / "build" / "pre-commit-cache"))
 
