@@ -384,12 +384,28 @@ def _owners(pids: list[int], port: int) -> dict[int, int]:
     return owners
 
 
+def _listening(port: int) -> int:
+    """How many sockets listen on `port` (from /proc: state 0A)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as listing:
+            for line in listing.readlines()[1:]:
+                fields = line.split()
+                count += int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A"
+    return count
+
+
 def test_two_workers_each_take_about_half_of_the_connections(forest_package, tmp_path):
     process = start_server(forest_package, tmp_path / "serve.log", "--workers", "2")
     clients = []
     try:
         port = _port_of(process)
         pids = _worker_pids(process.process.pid)
+        # /readyz answers once one worker listens; each worker listens once its model is loaded: wait for both.
+        deadline = time.monotonic() + 60
+        while _listening(port) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _listening(port) == 2
         for _ in range(64):  # persistent connections, as a load generator keeps them
             clients.append(socket.create_connection(("127.0.0.1", port)))
         time.sleep(0.5)
