@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= 2
 TOOLS := $(abspath .venv-tools)
 export MLOPS_TEMPLATE_TOOLS := $(TOOLS)/bin
 
-.PHONY: help setup lock demo test test-fast lint bench bench-serve bench-tables bench-limit bench-internals bench-certify bench-deploy bench-status clean
+.PHONY: help setup lock demo test test-fast lint bench bench-serve bench-tables bench-limit bench-peers bench-internals bench-certify bench-deploy bench-status clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ bench-tables: setup ## mlci serve on a table with 4 text columns against an all-
 
 bench-limit: setup ## mlci serve against a bare ASGI app (the limit) on every route and batch size (needs wrk); target 0.85x.
 	python bench/serve_limit.py
+
+bench-peers: setup ## mlci serve against MLServer, KServe, BentoML and mlflow serve, each on its own protocol (needs wrk); target 3x, 1.5x.
+	python bench/serve_peers.py
 
 bench-internals: setup ## mlci serve's hand-routed app and metrics slab against Starlette and prometheus_client.
 	python bench/serving_internals.py

@@ -137,6 +137,69 @@ def test_a_streamed_body_over_the_limit_gets_413(server: Server):
     assert reply.startswith(b"HTTP/1.1 413")
 
 
+def _exchange(server: Server, raw: bytes, responses: int) -> list[bytes]:
+    """Send raw bytes on one connection; the first `responses` HTTP responses that come back, in order."""
+    host, port = server.url.removeprefix("http://").split(":")
+    received = b""
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(raw)
+        connection.settimeout(10)
+        while received.count(b"HTTP/1.1 ") < responses or not received.endswith((b"}", b"]")):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return [b"HTTP/1.1 " + part for part in received.split(b"HTTP/1.1 ")[1:]]
+
+
+def _post(path: bytes, body: bytes, *headers: bytes) -> bytes:
+    head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" % path
+    return head + b"".join(h + b"\r\n" for h in headers) + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_pipelined_requests_are_answered_in_order_whichever_path_each_takes(server: Server):
+    """Predictions are answered inline by the protocol, other routes by the ASGI app: on one connection, requests
+    sent together come back in the order they were sent."""
+    one, three = json.dumps(split(FRAME.iloc[:1])).encode(), json.dumps(split(FRAME.iloc[:3])).encode()
+    raw = (
+        _post(b"/invocations", one)
+        + b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n"
+        + _post(b"/invocations", three)
+        + _post(b"/invocations", b"{")
+    )
+    answers = _exchange(server, raw, 4)
+    assert [a.split(b" ", 2)[1] for a in answers] == [b"200", b"200", b"200", b"400"]
+    bodies = [json.loads(a.split(b"\r\n\r\n", 1)[1]) for a in answers]
+    assert len(bodies[0]["predictions"]) == 1 and "mlci" in bodies[1] and len(bodies[2]["predictions"]) == 3
+    assert "invalid JSON" in bodies[3]["message"]
+
+
+def test_an_inline_answer_honours_connection_close_and_http_1_0(server: Server):
+    body = json.dumps(split(FRAME.iloc[:1])).encode()
+    (closed,) = _exchange(server, _post(b"/invocations", body, b"Connection: close"), 1)
+    assert closed.startswith(b"HTTP/1.1 200") and b"connection: close" in closed.lower()
+    old = _post(b"/invocations", body).replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\n", 1)
+    (answer,) = _exchange(server, old, 1)
+    assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" in answer.lower()
+
+
+def test_expect_100_continue_is_answered_then_the_prediction(server: Server):
+    body = json.dumps(split(FRAME.iloc[:1])).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        head = _post(b"/invocations", b"", b"Expect: 100-continue").replace(
+            b"Content-Length: 0", b"Content-Length: %d" % len(body)
+        )
+        connection.sendall(head)
+        connection.settimeout(10)
+        assert connection.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+        connection.sendall(body)
+        reply = b""
+        while not reply.endswith(b"]]}"):
+            reply += connection.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200") and b'"predictions"' in reply
+
+
 def test_metrics_count_requests_latency_predictions_and_name_the_model(server: Server):
     before = server.metrics()
     for _ in range(5):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -28,9 +28,9 @@ log = logging.getLogger("mlci.serve")
 JSON = b"application/json"
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Handler = Callable[[str, bytes, str], tuple[int, bytes, bytes]]
+Route = tuple[int, Handler | None, bool]  # the route's index in the metrics, its handler, whether it takes a POST
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 WARMUP_ROUNDS = 20
-POST_ONLY = frozenset({"POST"})
 GET_OR_HEAD = frozenset({"GET", "HEAD"})
 ERROR_CODES = {
     400: "BAD_REQUEST",
@@ -74,26 +74,25 @@ class ServingApp:
         self.v2 = v2.V2Parser(model.inputs, limits.max_rows)
         self.runtime: Runtime | None = None
         self.ready = False
-        self.probabilities = model.output.kind == "probabilities"
-        self.values = bool(model.output.edges)
         self._tasks: set[asyncio.Task[None]] = set()
         self._openapi = dumps(describe(model))
         self._v2_metadata = dumps(v2.metadata(model))
         self._server_metadata = dumps({"name": "mlci", "version": __version__, "extensions": []})
-        self._static: dict[str, tuple[int, Callable[[str, bytes, str], tuple[int, bytes, bytes]]]] = {
-            "/invocations": (ROUTE_INDEX["/invocations"], self._invocations),
-            "/healthz": (ROUTE_INDEX["/healthz"], self._live),
-            "/readyz": (ROUTE_INDEX["/readyz"], self._ready),
-            "/ping": (ROUTE_INDEX["/ping"], self._ready),
-            "/health": (ROUTE_INDEX["/ping"], self._ready),
-            "/version": (ROUTE_INDEX["/version"], self._version),
-            "/metrics": (ROUTE_INDEX["/metrics"], self._metrics),
-            "/openapi.json": (ROUTE_INDEX["/openapi.json"], self._openapi_json),
-            "/v2": (ROUTE_INDEX["/v2"], self._v2_server),
-            "/v2/health/live": (ROUTE_INDEX["/v2/health/live"], self._live),
-            "/v2/health/ready": (ROUTE_INDEX["/v2/health/ready"], self._ready),
+        # Path -> (route index for the metrics, handler, whether it takes a POST); the served model's v2 paths join
+        # once routed (`_v2_route`), so the next request on them takes one lookup. No other path is kept.
+        self._static: dict[str, Route] = {
+            "/invocations": (ROUTE_INDEX["/invocations"], self._invocations, True),
+            "/healthz": (ROUTE_INDEX["/healthz"], self._live, False),
+            "/readyz": (ROUTE_INDEX["/readyz"], self._ready, False),
+            "/ping": (ROUTE_INDEX["/ping"], self._ready, False),
+            "/health": (ROUTE_INDEX["/ping"], self._ready, False),
+            "/version": (ROUTE_INDEX["/version"], self._version, False),
+            "/metrics": (ROUTE_INDEX["/metrics"], self._metrics, False),
+            "/openapi.json": (ROUTE_INDEX["/openapi.json"], self._openapi_json, False),
+            "/v2": (ROUTE_INDEX["/v2"], self._v2_server, False),
+            "/v2/health/live": (ROUTE_INDEX["/v2/health/live"], self._live, False),
+            "/v2/health/ready": (ROUTE_INDEX["/v2/health/ready"], self._ready, False),
         }
-        self._posts = {"/invocations"}
 
     # -- ASGI ---------------------------------------------------------------------------------
 
@@ -104,73 +103,101 @@ class ServingApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
+        started = perf_counter()
         path: str = scope["path"]
         method: str = scope["method"]
         entry = self._static.get(path)
-        extra: list[tuple[bytes, bytes]] = []
-        if entry is not None:
-            route, handler = entry
-            wants_post = path in self._posts
-        else:
-            route, handler, wants_post = self._v2_route(path)
-        content_type = ""
+        if entry is None:
+            entry = self._v2_route(path)
+        body, content_type = b"", ""
+        if entry[2] and method == "POST" and entry[1] is not None:
+            try:
+                body, content_type = await self._body(scope, receive)
+            except RequestError as error:
+                entry = (entry[0], _refuse(error), True)
+            except Disconnected:
+                self.metrics.record_request(entry[0], 400, perf_counter() - started)
+                return
+        status, payload, media, extra = self.answer(entry, method, path, body, content_type)
+        headers = [(b"content-type", media), (b"content-length", b"%d" % len(payload)), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload})
+        self.metrics.record_request(entry[0], status, perf_counter() - started)
+
+    def answer(
+        self, entry: Route, method: str, path: str, body: bytes, content_type: str
+    ) -> tuple[int, bytes, bytes, tuple[tuple[bytes, bytes], ...]]:
+        """The response to a request whose body has arrived: status, payload, media type and extra headers.
+        Shared by the ASGI app and the protocol's inline path for predictions (`protocol.py`)."""
+        route, handler, wants_post = entry
         try:
             if handler is None:
                 raise RequestError(f"no route {path!r}; see /openapi.json", status=404)
-            if method not in (POST_ONLY if wants_post else GET_OR_HEAD):
-                extra.append((b"allow", b"POST" if wants_post else b"GET, HEAD"))
-                raise RequestError(f"{method} is not allowed on {path}; use {'POST' if wants_post else 'GET'}", 405)
-            body = b""
-            if wants_post:
-                body, content_type = await self._body(scope, receive)
-            status, payload, media = handler(path, body, content_type)
+            allowed = method == "POST" if wants_post else method in GET_OR_HEAD
+            if not allowed:
+                verb = "POST" if wants_post else "GET"
+                error = RequestError(f"{method} is not allowed on {path}; use {verb}", 405)
+                return *_error(error), ((b"allow", b"POST" if wants_post else b"GET, HEAD"),)
+            return *handler(path, body, content_type), ()
         except RequestError as error:
-            status, media = error.status, JSON
-            payload = dumps({"error_code": ERROR_CODES.get(status, "BAD_REQUEST"), "message": error.message})
-        except Disconnected:
-            self.metrics.record_request(route, 400, time.perf_counter() - started)
-            return
+            return *_error(error), ()
         except Exception as error:  # a bug or a model failure: report it, never crash the worker
             log.exception("error on %s %s", method, path)
-            status, media = 500, JSON
             payload = dumps({"error_code": "INTERNAL_ERROR", "message": f"{type(error).__name__}: {error}"})
-        headers = [(b"content-type", media), (b"content-length", str(len(payload)).encode()), *extra]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload})
-        self.metrics.record_request(route, status, time.perf_counter() - started)
+            return 500, payload, JSON, ()
+
+    def inline_routes(self) -> dict[bytes, Route]:
+        """The prediction routes by raw path (/invocations, and the model's v2 infer paths), which the protocol
+        answers inline once their body has arrived."""
+        name, version = self.model.name, self.model.version
+        paths = ["/invocations", f"/v2/models/{name}/infer", f"/v2/models/{name}/versions/{version}/infer"]
+        routes = {}
+        for path in paths:
+            entry = self._static.get(path) or self._v2_route(path)
+            if entry[1] is not None and path.isascii() and "%" not in path and "?" not in path:
+                routes[path.encode("ascii")] = entry
+        return routes
 
     async def _body(self, scope: dict[str, Any], receive: Receive) -> tuple[bytes, str]:
         content_type = ""
-        limit = self.limits.max_body_bytes
         for key, value in scope["headers"]:
             if key == b"content-type":
                 content_type = value.decode("latin-1")
             elif key == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    raise RequestError("the Content-Length header is not a number") from None
-                if declared > limit:
-                    raise RequestError(f"the body has {declared} bytes; this server takes at most {limit}", 413)
+                self._declared(value)
         message = await receive()
         if message["type"] == "http.disconnect":
             raise Disconnected
         body = message.get("body", b"")
         if message.get("more_body"):
-            chunks = [body]
-            size = len(body)
-            while message.get("more_body"):
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise Disconnected
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise RequestError(f"the body exceeds {limit} bytes, the most this server takes", 413)
-                chunks.append(chunk)
-            body = b"".join(chunks)
+            body = await self._rest(body, receive)
         return body, content_type
+
+    def _declared(self, value: bytes) -> None:
+        """Refuse a body announced larger than the limit before reading it."""
+        limit = self.limits.max_body_bytes
+        try:
+            declared = int(value)
+        except ValueError:
+            raise RequestError("the Content-Length header is not a number") from None
+        if declared > limit:
+            raise RequestError(f"the body has {declared} bytes; this server takes at most {limit}", 413)
+
+    async def _rest(self, first: bytes, receive: Receive) -> bytes:
+        """The rest of a body that arrives in several messages, up to the limit."""
+        limit = self.limits.max_body_bytes
+        chunks, size = [first], len(first)
+        message: dict[str, Any] = {"more_body": True}
+        while message.get("more_body"):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(f"the body exceeds {limit} bytes, the most this server takes", 413)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -178,7 +205,7 @@ class ServingApp:
             if message["type"] == "lifespan.startup":
                 if not self.ready:
                     self._spawn(self._load_and_warm())
-                self._spawn(self._flush_drift_periodically())
+                self._spawn(self._flush_periodically())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in self._tasks:
@@ -210,21 +237,17 @@ class ServingApp:
             return
         log.info("ready: %s version %s (%s)", self.model.name, self.model.version, self.model.runtime)
 
-    async def _flush_drift_periodically(self) -> None:
+    async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self.metrics.flush_drift()
+            self.metrics.flush()
 
     # -- handlers: (path, body, content type) -> (status, payload, media type) -------------------
 
     def _score(self, batch: Batch) -> np.ndarray:
         assert self.runtime is not None  # the handlers answer 503 before parsing while the model loads
         output = self.runtime.predict(batch)
-        if self.probabilities:
-            self.metrics.record_predictions(output)
-        elif self.values:
-            self.metrics.record_values(output)
-        self.metrics.record_features(batch)
+        self.metrics.record_scored(batch, output)
         return output
 
     def _invocations(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
@@ -262,8 +285,15 @@ class ServingApp:
     def _v2_model(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
         return 200, self._v2_metadata, JSON
 
-    def _v2_route(self, path: str) -> tuple[int, Any, bool]:
-        """Route /v2/models/<name>[/versions/<version>][/infer|/ready]; other paths: no handler."""
+    def _v2_route(self, path: str) -> Route:
+        """Route /v2/models/<name>[/versions/<version>][/infer|/ready]; other paths: no handler. The served model's
+        own paths (six at most) are remembered."""
+        entry = self._route_v2(path)
+        if getattr(entry[1], "__self__", None) is self:
+            self._static[path] = entry
+        return entry
+
+    def _route_v2(self, path: str) -> Route:
         parts = path.split("/")
         if len(parts) < 4 or parts[:3] != ["", "v2", "models"]:
             return ROUTE_INDEX["other"], None, False
@@ -309,3 +339,20 @@ def warmup_batch(model: ServedModel) -> Batch:
         columns = {f.name: ["" if f.type == "string" else 0] * 8 for f in schema.features}
         return Batch(None, columns, 8)
     return Batch(matrix.astype(schema.dtype), None, 8)
+
+
+def _error(error: RequestError) -> tuple[int, bytes, bytes]:
+    return (
+        error.status,
+        dumps({"error_code": ERROR_CODES.get(error.status, "BAD_REQUEST"), "message": error.message}),
+        JSON,
+    )
+
+
+def _refuse(error: RequestError) -> Handler:
+    """A handler that refuses with `error` (for a body refused before it was read)."""
+
+    def handler(path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        raise error
+
+    return handler

@@ -137,15 +137,22 @@ class InputCheck:
 
 def parse_json(body: bytes) -> Any:
     """The JSON document of a body; NaN and Infinity are read (and refused later, by column)."""
-    if not body.strip():
-        raise RequestError("the body is empty; send a JSON document")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
+        if not body.strip():
+            raise RequestError("the body is empty; send a JSON document") from None
         try:  # the standard library also reads NaN and Infinity, which orjson refuses
             return json.loads(body)
         except (ValueError, RecursionError):
             raise RequestError(f"invalid JSON: {error}") from None
+
+
+def may_hold_booleans(body: bytes) -> bool:
+    """Whether a JSON body may hold `true` or `false`, which numpy would read as 1 and 0 among numbers. (A column
+    name that spells one only sends its rows the careful way.) Searched from the end: CPython's reverse search
+    reads a number-only body twice as fast as its forward one."""
+    return body.rfind(b"true") >= 0 or body.rfind(b"false") >= 0
 
 
 def fast_matrix(data: list[Any], width: int) -> np.ndarray | None:

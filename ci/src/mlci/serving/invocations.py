@@ -10,7 +10,18 @@ from typing import Any
 import numpy as np
 
 from ..model.schema import INTEGER_TYPES, Feature
-from .dataplane import Batch, InputCheck, RequestError, check_value, dumps, fast_matrix, json_array, kind_of, parse_json
+from .dataplane import (
+    Batch,
+    InputCheck,
+    RequestError,
+    check_value,
+    dumps,
+    fast_matrix,
+    json_array,
+    kind_of,
+    may_hold_booleans,
+    parse_json,
+)
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -46,7 +57,7 @@ class InvocationsParser(InputCheck):
             raise RequestError("'params' must be an object")
         key = formats[0]
         value = document[key]
-        tokens = b"true" in body or b"false" in body
+        tokens = may_hold_booleans(body)
         if key == "dataframe_split":
             return self._split(value, tokens)
         if key == "dataframe_records":

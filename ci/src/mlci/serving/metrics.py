@@ -4,15 +4,22 @@ Every worker writes only its own row of one shared float64 slab (anonymous share
 before the workers fork), so counting needs no lock; a scrape of any worker sums the rows into
 prometheus_client's metric families. Recording into the slab costs a fraction of prometheus_client's
 multiprocess mode (bench/serving_internals.py measures both).
+
+A request's count and latency go into the slab at once. What it scored (its predictions and its rows, for the
+predicted-class counts, the score and value histograms and the drift window) is queued and counted in one
+vectorised pass by `flush`: once a second, and before a scrape of the worker itself. So a scrape always sees
+its own worker's every row, and another worker's as of its last flush, at most a second ago. A request then
+pays for two appends instead of a dozen numpy calls, whose work also evicts the model's own state from the
+CPU between requests (bench/serve_limit.py measures the difference).
 """
 
 from __future__ import annotations
 
 import mmap
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
@@ -42,10 +49,10 @@ ROUTE_INDEX = {route: i for i, route in enumerate(ROUTES)}
 PREDICTION_ROUTES = ("/invocations", "/v2/models/{name}/infer")
 CODES = (200, 400, 404, 405, 411, 413, 415, 500, 503)
 CODE_INDEX = {code: i for i, code in enumerate(CODES)}
+# Queued outputs are counted at once when this many rows wait (a flush is otherwise due within a second).
+FLUSH_ROWS = 65_536
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
-# Pending drift rows are binned in one vectorised pass once this many have queued (or at a scrape).
-DRIFT_FLUSH_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -122,9 +129,14 @@ class ServerMetrics:
             if baseline
             else None
         )
-        self._pending: list[np.ndarray] = []
-        self._pending_columns: list[dict[str, list[Any]]] = []
+        # Scored batches wait here to be binned (a matrix, or columns by name), newest last, at most a window's
+        # worth of rows beyond the oldest batch: older rows would be evicted from the window before anyone read it.
+        self._pending: deque[Batch] = deque()
         self._pending_rows = 0
+        self._window_size = window
+        # Model outputs wait here to be counted: probabilities of the layout's classes, or predicted numbers.
+        self._outputs: list[np.ndarray] = []
+        self._output_rows = 0
         # The layout's offsets as plain ints: they are read on every request.
         self._latency, self._stride = layout.latency, layout.latency_stride
         self._predictions, self._score = layout.predictions, layout.score
@@ -140,22 +152,41 @@ class ServerMetrics:
         cells[base + len(LATENCY_BUCKETS) + 1] += seconds
         cells[base + len(LATENCY_BUCKETS) + 2] += 1.0
 
-    def record_predictions(self, proba: np.ndarray) -> None:
+    def record_scored(self, batch: Batch, output: np.ndarray) -> None:
+        """Queue what a request scored: its output for the prediction metrics, its rows for the drift window (a
+        window's worth at most). Counted at the next `flush`; one that lags far behind is flushed here."""
+        if self._classes:
+            if output.ndim == 2 and output.shape[1] == self._classes:
+                self._outputs.append(output)
+                self._output_rows += output.shape[0]
+        elif self.layout.values and output.size == output.shape[0]:  # a number per row: (rows,) or (rows, 1)
+            self._outputs.append(output.reshape(-1))
+            self._output_rows += output.shape[0]
+        if self.window is not None:
+            pending = self._pending
+            pending.append(batch)
+            self._pending_rows += batch.rows
+            while self._pending_rows - pending[0].rows >= self._window_size:
+                self._pending_rows -= pending.popleft().rows
+        if self._output_rows >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Count the queued outputs and bin the queued rows into the drift window."""
+        if self._outputs:
+            outputs, self._outputs, self._output_rows = self._outputs, [], 0
+            joined = np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+            if self._classes:
+                self._count_predictions(joined)
+            else:
+                self._count_values(joined)
+        self._flush_drift()
+
+    def _count_predictions(self, proba: np.ndarray) -> None:
         """Count each row's predicted class and the probability it was given."""
-        cells, score_at = self._cells, self._score
-        if proba.ndim != 2 or proba.shape[1] != self._classes:
-            return
-        stride = len(SCORE_BUCKETS)
-        if proba.shape[0] == 1:  # the common case, without numpy's per-call overhead
-            scores = proba[0].tolist()
-            score = max(scores)
-            cells[self._predictions + scores.index(score)] += 1.0
-            cells[score_at + bisect_left(SCORE_BUCKETS, score)] += 1.0
-            cells[score_at + stride + 1] += score
-            cells[score_at + stride + 2] += 1.0
-            return
+        cells, score_at, stride = self._cells, self._score, len(SCORE_BUCKETS)
         best_index = proba.argmax(axis=1)
-        best_score = proba[np.arange(proba.shape[0]), best_index].astype(np.float64)
+        best_score = proba.max(axis=1).astype(np.float64)
         row = self.row
         row[self._predictions : score_at] += np.bincount(best_index, minlength=self._classes)
         row[score_at : score_at + stride + 1] += np.bincount(
@@ -164,42 +195,24 @@ class ServerMetrics:
         cells[score_at + stride + 1] += float(best_score.sum())
         cells[score_at + stride + 2] += proba.shape[0]
 
-    def record_values(self, output: np.ndarray) -> None:
+    def _count_values(self, output: np.ndarray) -> None:
         """Count each row's predicted number into the predicted-value histogram."""
-        values = self.layout.values
-        if not values or output.size != output.shape[0]:
-            return
-        predicted = output.reshape(-1).astype(np.float64)
-        base = self.layout.value
-        if predicted.size == 1:  # the common case, without numpy's per-call overhead
-            number = float(predicted[0])
-            self._cells[base + bisect_left(values, number)] += 1.0
-        else:
-            counts = np.bincount(np.searchsorted(values, predicted, side="left"), minlength=len(values) + 1)
-            self.row[base : base + len(values) + 1] += counts
+        values, base = self.layout.values, self.layout.value
+        predicted = output.astype(np.float64)
+        counts = np.bincount(np.searchsorted(values, predicted, side="left"), minlength=len(values) + 1)
+        self.row[base : base + len(values) + 1] += counts
         self._cells[base + len(values) + 1] += float(predicted.sum())
         self._cells[base + len(values) + 2] += predicted.size
 
-    def record_features(self, batch: Batch) -> None:
-        """Queue scored rows for the drift window; they are binned in batches (text features at once, by name)."""
-        if self.window is None or self.baseline is None:
+    def _flush_drift(self) -> None:
+        if self.window is None or self.baseline is None or not self._pending_rows:
             return
-        if batch.matrix is not None:
-            self._pending.append(batch.matrix)
-        elif batch.columns is not None:  # binned at the flush, with the rows queued with it
-            self._pending_columns.append(batch.columns)
-        self._pending_rows += batch.rows
-        if self._pending_rows >= DRIFT_FLUSH_ROWS:
-            self.flush_drift()
-
-    def flush_drift(self) -> None:
-        if self.window is None or not self._pending_rows:
-            return
-        pending, columns = self._pending, self._pending_columns
-        self._pending, self._pending_columns, self._pending_rows = [], [], 0
-        if pending:
-            self.window.add(np.concatenate(pending) if len(pending) > 1 else pending[0])
-        if columns and self.baseline is not None:
+        pending, self._pending, self._pending_rows = self._pending, deque(), 0
+        matrices = [b.matrix for b in pending if b.matrix is not None]
+        if matrices:
+            self.window.add(np.concatenate(matrices) if len(matrices) > 1 else matrices[0])
+        columns = [b.columns for b in pending if b.columns is not None]
+        if columns:
             joined = {name: [v for batch in columns for v in batch[name]] for name in self.baseline.features}
             self.window.add_bins(self.baseline.bin_columns(joined))
         self._cells[self.layout.window_rows] = float(self.window.rows)
@@ -210,7 +223,7 @@ class ServerMetrics:
 
     def collect(self) -> Iterator[Metric]:
         """The metric families of every worker's row summed (prometheus_client's collector protocol)."""
-        self.flush_drift()
+        self.flush()
         layout = self.layout
         total = self.slab.sum(axis=0)
         info = GaugeMetricFamily("mlci_model_info", "The model being served.", labels=list(self._info))

@@ -125,7 +125,7 @@ def _run_worker(
     config = uvicorn.Config(
         app,
         loop=_loop(),
-        http=guarded(options.read_timeout, options.max_connections),
+        http=guarded(options.read_timeout, options.max_connections, app),
         lifespan="on",
         access_log=False,
         log_level=options.log_level,

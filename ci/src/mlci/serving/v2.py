@@ -8,13 +8,25 @@ from typing import Any
 import numpy as np
 
 from ..model.manifest import ServedModel
-from .dataplane import Batch, InputCheck, RequestError, dumps, json_array, kind_of, parse_json, preview
+from .dataplane import (
+    Batch,
+    InputCheck,
+    RequestError,
+    dumps,
+    json_array,
+    kind_of,
+    may_hold_booleans,
+    parse_json,
+    preview,
+)
 
 # Open Inference Protocol datatypes, and the column types each may feed.
 V2_NUMERIC = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 V2_DATATYPES = (*sorted(V2_NUMERIC), "BOOL", "BYTES")
 # numpy dtypes and MLflow column types as v2 datatypes.
 DTYPE_DATATYPE = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
+# The same keyed by numpy's dtype objects: an output's datatype in one lookup (`dtype.name` costs microseconds).
+OUTPUT_DATATYPE = {np.dtype(name): datatype for name, datatype in DTYPE_DATATYPE.items()}
 COLUMN_DATATYPE = {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32", "boolean": "BOOL"}
 
 
@@ -54,7 +66,7 @@ class V2Parser(InputCheck):
         """The matrix of a numbers-only model's request, read by numpy in one go: one tensor 'input' of shape
         [rows, columns], or one tensor per column; None when anything needs the careful path (which also words
         every refusal)."""
-        if not self._numbers_only or b"true" in body or b"false" in body:
+        if not self._numbers_only or may_hold_booleans(body):
             return None
         if len(inputs) == 1 and "input" not in self.position:
             tensor = inputs[0]
@@ -199,7 +211,7 @@ def response(model: ServedModel, output: np.ndarray, request_id: str | None) -> 
             {
                 "name": model.output.name,
                 "shape": list(output.shape),
-                "datatype": DTYPE_DATATYPE.get(output.dtype.name, "BYTES"),
+                "datatype": OUTPUT_DATATYPE.get(output.dtype, "BYTES"),
                 "data": json_array(output.reshape(-1)),
             }
         ],
