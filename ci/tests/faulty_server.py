@@ -1,17 +1,30 @@
 """A deliberately bad model server for the gates' tests: `500` answers 500 to every bad request, `slow`
-sleeps 30 ms before each answer. Usage: python faulty_server.py MODE PORT"""
+sleeps 30 ms before each answer, `stall` answers at once but stops answering for 300 ms every 2 seconds (as
+a long pause would). Usage: python faulty_server.py MODE PORT"""
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PAUSE = threading.Lock()  # held by `stall` for 300 ms every 2 seconds; every answer waits for it
+
+
+def stall_now_and_then() -> None:
+    while True:
+        time.sleep(1.7)
+        with PAUSE:
+            time.sleep(0.3)
 
 
 class Handler(BaseHTTPRequestHandler):
     mode = "500"
     protocol_version = "HTTP/1.1"  # keep-alive, as a real model server
+    disable_nagle_algorithm = True  # else each answer waits for the client's delayed ACK (40 ms)
+    wbufsize = 1 << 16  # a response goes out in one write
 
     def _answer(self, status: int, body: dict) -> None:
         payload = json.dumps(body).encode()
@@ -27,9 +40,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(min(length, 1 << 20))
-        if self.mode == "slow":
-            time.sleep(0.03)
-            self._answer(200, {"predictions": [[0.5, 0.5]]})
+        if self.mode in ("slow", "stall"):
+            if self.mode == "slow":
+                time.sleep(0.03)
+            with PAUSE:
+                self._answer(200, {"predictions": [[0.5, 0.5]]})
             return
         try:
             json.loads(body)
@@ -43,5 +58,7 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     Handler.mode = sys.argv[1]
+    if Handler.mode == "stall":
+        threading.Thread(target=stall_now_and_then, daemon=True).start()
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler)
     server.serve_forever()

@@ -16,7 +16,7 @@ gates:
   data: {command: "true"}
   quality: {thresholds: {accuracy: {min: 0.9}}}
   champion: {tolerance: {accuracy: 0.01}}
-  serving: {seconds: 2, connections: 4, p99_ms: 20, min_requests_per_s: 10}
+  serving: {seconds: 3, connections: 4, p99_ms: 20, min_requests_per_s: 10}
 """
 
 
@@ -48,12 +48,22 @@ def test_a_slow_server_fails_serving(settings, forest_package, tmp_path):
     assert result.status == "fail" and "p99" in result.reason and "> 20 ms" in result.reason
 
 
+def test_a_server_that_stalls_fails_serving_though_its_closed_loop_p99_looks_fine(settings, forest_package, tmp_path):
+    """300 ms pauses every 2 seconds: a closed loop sends nothing while its 4 connections wait, so few of its
+    requests see the pause; at a fixed arrival rate, every request due during it waits, and the p99 shows it."""
+    with faulty("stall", tmp_path) as server:
+        result = certify._serving(settings, forest_package, tmp_path, server, certify.Measurements())
+    assert result.status == "fail", result.reason
+    assert result.measured["saturation_p99_ms"] < 20 < result.measured["p99_ms"], result.measured
+    assert "p99" in result.reason and "> 20 ms at 10 requests/s offered" in result.reason
+
+
 def test_mlci_serve_passes_both(settings, forest_package, tmp_path):
     server = certify._start(forest_package, tmp_path)
     try:
         seen = certify.Measurements()
         assert certify._serving(settings, forest_package, tmp_path, server, seen).status == "pass"
-        assert len(seen.latencies_ms) > 100
+        assert len(seen.latencies_ms) == 30  # 10 requests/s offered for 3 s, each timed
         robust = certify._robustness(settings, forest_package, tmp_path, server, seen)
         assert robust.status == "pass", robust.reason
         assert robust.measured["cases"] >= 20

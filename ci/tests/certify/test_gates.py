@@ -32,11 +32,18 @@ def test_champion_passes_without_a_champion_and_fails_beyond_the_tolerance():
     assert worse.status == "fail" and "accuracy 0.93 vs 0.96" in worse.reason and "log_loss 0.2 vs 0.1" in worse.reason
 
 
-def test_serving_fails_on_latency_throughput_or_errors():
-    assert serving.verdict(1000, 4.0, 0, slo_p99_ms=5, slo_rps=500).status == "pass"
-    assert "p99 6.00 ms > 5 ms" in serving.verdict(1000, 6.0, 0, 5, 500).reason
-    assert "400 requests/s < 500" in serving.verdict(400, 4.0, 0, 5, 500).reason
-    assert "3 request(s) failed" in serving.verdict(1000, 4.0, 3, 5, 500).reason
+def test_serving_fails_on_latency_at_the_offered_rate_saturation_or_errors():
+    def seen(p99: float = 4.0, saturation: float = 1000, errors: int = 0, late: float = 0.0) -> serving.Measured:
+        return serving.Measured(500, 500, p99, errors, saturation, 2.0, late)
+
+    passed = serving.verdict(seen(), slo_p99_ms=5, slo_rps=500)
+    assert passed.status == "pass" and "p99 4.00 ms at 500 requests/s offered (open loop)" in passed.reason
+    assert "saturates at 1000 requests/s" in passed.reason
+    assert "p99 6.00 ms > 5 ms at 500 requests/s offered" in serving.verdict(seen(p99=6.0), 5, 500).reason
+    assert "saturates at 400 requests/s < 500" in serving.verdict(seen(saturation=400), 5, 500).reason
+    assert "3 request(s) failed" in serving.verdict(seen(errors=3), 5, 500).reason
+    late = serving.verdict(seen(p99=60.0, late=40.0), 5, 500)
+    assert "the load generator fell 40 ms behind its schedule" in late.reason
 
 
 def test_robustness_needs_every_case_4xx_and_the_server_alive():

@@ -24,6 +24,8 @@ from .gates import GateResult, champion, data, error, parity, quality, reproduci
 from .process import ServerProcess, free_port
 
 ORDER = ("data", "quality", "champion", "serving", "robustness", "parity", "reproducibility")
+# The serving gate's closed-loop saturation run lasts at most this long (its open-loop SLO run, `seconds`).
+SATURATION_SECONDS = 2.0
 
 
 @dataclass
@@ -147,18 +149,28 @@ def _serving(
     server: ServerProcess,
     seen: Measurements,
 ) -> GateResult:
-    from .loadgen import drive
+    from .loadgen import drive, offer
     from .robustness_cases import valid_row
 
     gate = settings.gates.serving
     row = valid_row(served.inputs, served.baseline)
     body = json.dumps({"inputs": [row]}).encode()
-    drive(server.ready_url.replace("/readyz", "/invocations"), body, 1.0, gate.connections)  # warm-up
-    load = drive(server.ready_url.replace("/readyz", "/invocations"), body, gate.seconds, gate.connections)
-    seen.latencies_ms = load.latencies_ms
-    return serving.verdict(
-        load.requests_per_s, load.percentile_ms(99), load.errors, gate.p99_ms, gate.min_requests_per_s
+    url = server.ready_url.replace("/readyz", "/invocations")
+    drive(url, body, 1.0, gate.connections)  # warm-up
+    saturation = drive(url, body, min(gate.seconds, SATURATION_SECONDS), gate.connections)
+    rate = gate.min_requests_per_s or saturation.requests_per_s / 2  # no throughput SLO: half the saturation
+    offered = offer(url, body, rate, gate.seconds)
+    seen.latencies_ms = offered.latencies_ms
+    measured = serving.Measured(
+        offered_per_s=rate,
+        requests_per_s=offered.requests_per_s,
+        p99_ms=offered.percentile_ms(99),
+        errors=offered.errors + saturation.errors,
+        saturation_per_s=saturation.requests_per_s,
+        saturation_p99_ms=saturation.percentile_ms(99),
+        generator_late_ms=offered.late_ms,
     )
+    return serving.verdict(measured, gate.p99_ms, gate.min_requests_per_s)
 
 
 def _robustness(
