@@ -3,12 +3,14 @@
 The limit is bench/bare_asgi.py: uvicorn, httptools, uvloop, orjson and onnxruntime, no validation, metrics or
 drift. Both serve the 100-tree forest of serve_vs_mlflow.py exported to ONNX, one worker each; wrk (1 thread, 8
 connections) drives single rows and 100-row batches on /invocations (dataframe_split) and v2 infer (one 'input'
-tensor). Prints requests/s of each and the ratio mlci / limit. Target (issue 2.4): 0.85x or better everywhere.
+tensor), the two servers in turn, 3 rounds of 3 s each per load; the best round of each counts. Prints
+requests/s of each and the ratio mlci / limit. Target (issue 2.4): 0.85x or better everywhere.
 Needs wrk on the PATH.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -26,7 +28,8 @@ from mlci.package import package  # noqa: E402
 from models import save_sklearn_forest  # noqa: E402
 
 TARGET = 0.85
-SECONDS = 8
+SECONDS = 3
+ROUNDS = 3  # per load and server, in turn; the best of each is kept
 
 
 def bodies(frame) -> dict[str, tuple[str, str]]:  # noqa: ANN001
@@ -75,20 +78,21 @@ def main() -> int:
                 f"http://127.0.0.1:{mlci_port}/readyz", scratch / "mlci.log",
             ),
         }  # fmt: skip
-        for name, server in servers.items():
-            with server:
-                base = (
-                    server.ready_url.rsplit("/", 1)[0] if name == "mlci serve" else server.ready_url.rsplit("/", 1)[0]
-                )
-                results[name] = {}
-                for load, (route, body) in loads.items():
-                    url = base + route.format(name=served.name)
-                    drive(url, body, seconds=1)  # warm-up
-                    measured = drive(url, body, seconds=SECONDS)
-                    if measured.errors:
-                        print(f"bench: {name} answered {measured.errors} errors on {load}", file=sys.stderr)
-                        return 2
-                    results[name][load] = measured.requests_per_s
+        with contextlib.ExitStack() as running:
+            for server in servers.values():
+                running.enter_context(server)
+            bases = {name: server.ready_url.rsplit("/", 1)[0] for name, server in servers.items()}
+            for load, (route, body) in loads.items():
+                for base in bases.values():
+                    drive(base + route.format(name=served.name), body, seconds=1)  # warm-up
+                for _ in range(ROUNDS):  # the two in turn, so that a slow spell of the machine hits both
+                    for name, base in bases.items():
+                        measured = drive(base + route.format(name=served.name), body, seconds=SECONDS)
+                        if measured.errors:
+                            print(f"bench: {name} answered {measured.errors} errors on {load}", file=sys.stderr)
+                            return 2
+                        best = results.setdefault(name, {})
+                        best[load] = max(best.get(load, 0.0), measured.requests_per_s)
     limit, ours = results["bare ASGI (the limit)"], results["mlci serve"]
     print(f"{'load':<26}{'limit req/s':>14}{'mlci req/s':>14}{'ratio':>8}")
     ratios = {}
