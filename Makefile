@@ -13,12 +13,17 @@ PYTEST_WORKERS ?= 2
 TOOLS := $(abspath .venv-tools)
 export MLOPS_TEMPLATE_TOOLS := $(TOOLS)/bin
 
-.PHONY: help setup lock demo test test-fast lint bench bench-serve bench-tables bench-limit bench-peers bench-internals bench-certify bench-deploy bench-status clean
+.PHONY: help system setup lock demo test test-fast lint bench bench-serve bench-tables bench-limit bench-peers bench-workers bench-internals bench-certify bench-deploy bench-status clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(UV):
+# The system packages (python3.11, node, prometheus, an image engine): installed when they can be, else one line
+# saying what to run. Checked on every setup; it takes a moment when nothing is missing.
+system:
+	@bash scripts/system-packages.sh
+
+$(UV): | system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
@@ -32,11 +37,11 @@ $(TOOLS)/.installed: $(UV) requirements/tools.txt
 	$(UV) pip sync --quiet --compile-bytecode --python $(TOOLS)/bin/python requirements/tools.txt
 	touch $@
 
-node_modules/.installed: package.json package-lock.json
+node_modules/.installed: package.json package-lock.json | system
 	npm ci --ignore-scripts --no-audit --no-fund --silent
 	touch $@
 
-setup: $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed ## Create .venv, .venv-tools and node_modules.
+setup: system $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed ## Install the system packages, then .venv, .venv-tools and node_modules.
 
 lock: $(UV) ## Re-resolve requirements/dev.in (with mlci's dependencies) into requirements/dev.txt.
 	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-header \
@@ -70,6 +75,9 @@ bench-limit: setup ## mlci serve against a bare ASGI app (the limit) on every ro
 
 bench-peers: setup ## mlci serve against MLServer, KServe, BentoML and mlflow serve, each on its own protocol (needs wrk); target 3x, 1.5x.
 	python bench/serve_peers.py
+
+bench-workers: setup ## mlci serve --workers 2 against one worker on single rows, 5 runs (needs wrk); target 1.5x each.
+	python bench/serve_workers.py
 
 bench-internals: setup ## mlci serve's hand-routed app and metrics slab against Starlette and prometheus_client.
 	python bench/serving_internals.py

