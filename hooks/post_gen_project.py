@@ -1,7 +1,13 @@
-"""Finish the generated project: keep the files of the chosen framework, fix up paths, say what next."""
+"""Finish the generated project: keep the files of the chosen framework, fix up paths, say what next.
+
+It does the same when cruft renders the project again for `cruft update` (into a temporary folder, once at the
+project's commit of the template and once at the new one): what differs between the two renders is what cruft
+merges into the project.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,14 +17,22 @@ FRAMEWORK = {{ cookiecutter.model_framework | tojson }}
 FRAMEWORKS = ("sklearn", "pytorch")
 DVC_REMOTE = {{ cookiecutter.dvc_remote_url | tojson }}
 PROJECT = {{ cookiecutter.project | tojson }}
-MLCI_SOURCE = {{ cookiecutter.mlci_source | tojson }}
+# Left by pre_gen_project.py: what to copy into vendor/ for mlci, and the requirement that names it.
+MLCI_PLAN = Path(".mlci-source.json")
+# Not copied from an mlci source: its tests, caches and build outputs.
+NOT_VENDORED = shutil.ignore_patterns(
+    "tests", "__pycache__", ".*_cache", "*.egg-info", "build", "dist", ".venv*", ".git", "node_modules"
+)
 
 
 def choose_variants(root: Path, chosen: str) -> None:
-    """`name.<framework>.ext` becomes `name.ext` for the chosen framework; the others are removed."""
+    """`name.<framework>.ext` becomes `name.ext` for the chosen framework; the others are removed (not in vendor/:
+    what is vendored is copied as it is)."""
     for path in sorted(root.rglob("*")):
         parts = path.name.split(".")
         if len(parts) < 3 or parts[-2] not in FRAMEWORKS or not path.is_file():
+            continue
+        if path.relative_to(root).parts[0] == "vendor":
             continue
         if parts[-2] == chosen:
             path.rename(path.with_name(".".join(parts[:-2] + parts[-1:])))
@@ -36,43 +50,34 @@ def point_dvc_remote(root: Path, url: str) -> None:
     config.write_text(config.read_text().replace(f"url = {url}\n", f"url = ../{url}\n"))
 
 
-def vendor_mlci(root: Path, source: str) -> str | None:
-    """A local mlci source (a directory or a wheel) is copied into vendor/: the project, its CI and its
-    images then build anywhere, not only on the machine that generated it. The path it is installed from."""
-    vendor = root / "vendor"
-    vendor.mkdir(exist_ok=True)
-    (vendor / "README.md").write_text(
-        "# vendor/\n\nPackages installed from this folder rather than an index (mlci, when mlci_source was a local path).\n"
-        "The Dockerfile copies it into the images; `make env-image-tag` hashes it.\n"
-    )
-    path = Path(source).expanduser()
-    if "://" in source or not path.exists():
-        return None
+def vendor_mlci(root: Path, source: str | None) -> None:
+    """Copy a local mlci into vendor/, so that the project, its CI and its images build anywhere, not only on the
+    machine that generated it. 'template' is the template's own ci/, which the template renders into vendor/mlci
+    (a link to ci/ in the template): at the commit rendered, so `cruft update` brings its changes."""
+    rendered = root / "vendor" / "mlci"
+    if not rendered.is_dir():
+        raise SystemExit(
+            "error: vendor/mlci of the template is not a folder: its checkout lost the link vendor/mlci -> ../../ci "
+            "(git config core.symlinks true, then check it out again)"
+        )
+    if source is None:
+        shutil.rmtree(rendered)
+        return
+    if source == "template":
+        whole = rendered.rename(root / "vendor" / ".mlci-rendered")
+        shutil.copytree(whole, rendered, ignore=NOT_VENDORED)
+        shutil.rmtree(whole)
+        return
+    shutil.rmtree(rendered)
+    path = Path(source)
     if path.is_file():
-        shutil.copy2(path, vendor / path.name)
-        return f"./vendor/{path.name}"
-    ignore = shutil.ignore_patterns(
-        "tests", "__pycache__", ".*_cache", "*.egg-info", "build", "dist", ".venv*", ".git", "node_modules"
-    )
-    shutil.copytree(path, vendor / "mlci", ignore=ignore)
-    return "./vendor/mlci"
+        shutil.copy2(path, root / "vendor" / path.name)
+    else:
+        shutil.copytree(path, rendered, ignore=NOT_VENDORED)
 
 
-def mlci_requirement(source: str, vendored: str | None) -> str:
-    """The pip requirement of mlci with its packaging extra, from a URL, a name==version or a vendored path.
-
-    A vendored path is relative to the project root, where make and the Dockerfile install from.
-    """
-    if vendored is not None:
-        return f"mlci[package] @ {vendored}"
-    if "://" in source:
-        return f"mlci[package] @ {source}"
-    return "mlci[package]" + source.removeprefix("mlci")
-
-
-def write_mlci_requirement(root: Path, source: str) -> None:
+def write_mlci_requirement(root: Path, requirement: str) -> None:
     """requirements/mlci.txt (mlci with its packaging extra) and serving.in (mlci's serving runtime only)."""
-    requirement = mlci_requirement(source, vendor_mlci(root, source))
     (root / "requirements" / "mlci.txt").write_text(
         "# The mlci toolkit (package, serve, certify), installed after the locks without dependencies:\n"
         "# its dependencies are locked in main.txt. Set by the cookiecutter value mlci_source.\n"
@@ -95,7 +100,10 @@ def main() -> None:
     root = Path.cwd()
     choose_variants(root, FRAMEWORK)
     point_dvc_remote(root, DVC_REMOTE)
-    write_mlci_requirement(root, MLCI_SOURCE)
+    mlci = json.loads((root / MLCI_PLAN).read_text())
+    (root / MLCI_PLAN).unlink()
+    vendor_mlci(root, mlci["vendor"])
+    write_mlci_requirement(root, mlci["requirement"])
     init_git(root)
     print(
         f"\nCreated {root}\nNext:\n"

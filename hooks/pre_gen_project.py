@@ -1,15 +1,22 @@
-"""Check every cookiecutter value before anything is generated.
+"""Check every cookiecutter value before anything is generated, and settle where mlci comes from.
 
 A bad value exits 1 with one line naming the variable, the value and what is allowed; cookiecutter
-then removes the half-made project directory.
+then removes the project directory, still empty. When every value holds, what post_gen_project.py is to do
+for mlci (copy what into vendor/, name which requirement) is left in .mlci-source.json for it, which it removes.
 """
 
 from __future__ import annotations
 
+import json
 import keyword
+import os
 import re
+import subprocess
 import sys
+import unicodedata
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -33,27 +40,28 @@ VALUES: dict[str, str] = {
     "mlci_source": {{ cookiecutter.mlci_source | tojson }},
 }
 
+# Where the template being rendered is. cookiecutter says _repo_dir: the template's folder as it was given (relative
+# to a directory it does not tell, when given so), or its clone of a git URL. cruft says _template: an absolute path,
+# or the URL it cloned; and _commit, the commit it renders (for `cruft update`, into a temporary folder).
+TEMPLATE = {{ cookiecutter.get("_template", "") | tojson }}
+REPO_DIR = {{ cookiecutter.get("_repo_dir", "") | tojson }}
+COMMIT = {{ cookiecutter.get("_commit", "") | tojson }}
+MLCI_PLAN = Path(".mlci-source.json")
+
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 FRAMEWORKS = ("sklearn", "pytorch")
 TASKS = ("classification", "regression")
 RUNNERS = ("gpu", "cpu")
-# Names the generated package must not take: they would shadow what the project imports.
-DEPENDENCY_MODULES = {
-    "dvc",
-    "great_expectations",
-    "mlci",
-    "mlflow",
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "pydantic",
-    "pytest",
-    "sklearn",
-    "skops",
-    "tests",
-    "torch",
-    "yaml",
-}
+# Names the generated package must not take besides the standard library's and those of the locked dependencies
+# (LOCKED_MODULES, at the end of this file): what the project installs or holds beside them.
+PROJECT_MODULES = {"mlci": "the mlci toolkit's package", "tests": "the project's folder"}
+# sys.stdlib_module_names leaves out CPython's test package, which every interpreter imports all the same.
+STDLIB_TESTS = {"test"}
+# A name, not a sentence: the slug `project` is made from it. (cookiecutter.json cuts that slug at 60 characters:
+# cookiecutter makes the project's folder before this hook runs, and a name longer than the file system takes
+# would fail there, in a traceback.)
+PROJECT_NAME_MAX = 80
+SLUG_MAX = 40
 SLUG = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 GITHUB_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 GITHUB_REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -61,6 +69,8 @@ RUNNER_LABEL = re.compile(r"[A-Za-z0-9._-]+")
 REGISTRY_HOST = re.compile(r"(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+)(:[0-9]{1,5})?")
 IMAGE_PATH_PART = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+MLCI_VERSION = re.compile(r"mlci(===?|~=|>=|<=|!=|<|>)[0-9][0-9A-Za-z.*+!-]*")
+SCP_LIKE_URL = re.compile(r"([\w.-]+@[\w.-]+):(.+)")
 TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks")
 DVC_SCHEMES = ("s3", "gs", "azure", "ssh", "http", "https", "webdav", "webdavs", "hdfs", "oss", "gdrive")
 # Characters that would break the TOML and YAML strings the value is written into.
@@ -77,19 +87,40 @@ def text(value: str) -> str | None:
     return None
 
 
+def project_name(value: str) -> str | None:
+    if len(value) > PROJECT_NAME_MAX:
+        return f"must be at most {PROJECT_NAME_MAX} characters, not {len(value)} (the slug `project` is made from it)"
+    return text(value)
+
+
+def suggest_slug(value: str) -> str:
+    """`value` as a slug: accents dropped, any other character a hyphen, cut at a hyphen to fit."""
+    ascii_value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    suggestion = "-".join(re.findall(r"[a-z0-9]+", ascii_value.lower())).lstrip("-0123456789")
+    if len(suggestion) > SLUG_MAX:
+        cut = suggestion[: SLUG_MAX + 1]
+        suggestion = cut.rsplit("-", 1)[0] if "-" in cut else cut[:SLUG_MAX]
+    return suggestion
+
+
 def slug(value: str) -> str | None:
-    if not SLUG.fullmatch(value) or len(value) > 40:
-        return "must be 1-40 lowercase letters, digits and single hyphens, starting with a letter (e.g. 'tumor-classifier')"
-    return None
+    if SLUG.fullmatch(value) and len(value) <= SLUG_MAX:
+        return None
+    rule = f"must be 1-{SLUG_MAX} lowercase letters, digits and single hyphens, starting with a letter"
+    suggestion = suggest_slug(value)
+    return f"{rule}: pass e.g. project={suggestion}" if suggestion else f"{rule} (e.g. 'tumor-classifier')"
 
 
 def package_name(value: str) -> str | None:
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", value) or keyword.iskeyword(value):
         return "must be a lowercase Python identifier (letters, digits, underscores; not a keyword)"
-    if value in sys.stdlib_module_names:
-        return f"shadows the standard-library module {value!r}; choose e.g. {value + '_model'!r}"
-    if value in DEPENDENCY_MODULES:
-        return f"shadows the dependency {value!r}; choose e.g. {value + '_model'!r}"
+    instead = f"; choose e.g. {value + '_model'!r}"
+    if value in sys.stdlib_module_names or value in STDLIB_TESTS:
+        return f"shadows the standard-library module {value!r}" + instead
+    if value in PROJECT_MODULES:
+        return f"shadows {PROJECT_MODULES[value]} {value!r}" + instead
+    if value in LOCKED_MODULES:
+        return f"shadows the module {value!r} of the locked dependency {LOCKED_MODULES[value]}" + instead
     return None
 
 
@@ -157,22 +188,102 @@ def dvc_remote(value: str) -> str | None:
     return None
 
 
-def requirement(value: str) -> str | None:
-    """mlci's source: a URL, a version of mlci, or a path that exists (hooks run in the generated project)."""
+@dataclass(frozen=True)
+class Origin:
+    """The template being rendered: its folder here, or for one baked from a git URL, that URL at the commit baked."""
+
+    folder: Path | None
+    pinned: str | None = None  # git+<URL>@<commit>, as pip reads it
+    unknown: str = ""  # why the folder is not known, for a local template
+
+
+@dataclass(frozen=True)
+class MlciPlan:
+    """What post_gen_project.py does for mlci: copy `vendor` into vendor/ ('template': the template's own ci/,
+    which the template renders into vendor/mlci; a path; None: nothing), then name `requirement` in
+    requirements/mlci.txt."""
+
+    requirement: str
+    vendor: str | None = None
+
+
+def git(folder: Path, *args: str) -> str | None:
+    done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def pip_git_url(url: str) -> str:
+    """pip's spelling of a git remote: git+<URL>, an scp-like user@host:path as ssh."""
+    scp_like = SCP_LIKE_URL.fullmatch(url)
+    if scp_like and "://" not in url:
+        return f"git+ssh://{scp_like[1]}/{scp_like[2]}"
+    return url if url.startswith("git+") else f"git+{url}"
+
+
+@cache
+def template_origin() -> Origin:
+    """Where the template being rendered is (see TEMPLATE, REPO_DIR and COMMIT)."""
+    if COMMIT:  # cruft: a local template by its absolute path, else the URL it cloned
+        if not Path(TEMPLATE).is_absolute():
+            return Origin(None, f"{pip_git_url(TEMPLATE)}@{COMMIT}")
+        if Path(TEMPLATE).is_dir():
+            return Origin(Path(TEMPLATE))
+        return Origin(None, unknown=f"cruft's template {TEMPLATE!r} is not on this machine")
+    repo_dir = Path(REPO_DIR)
+    if repo_dir == Path(TEMPLATE) or Path(TEMPLATE) in repo_dir.parents:  # a local template, used where it is
+        if repo_dir.is_absolute():
+            return Origin(repo_dir)
+        return Origin(None, unknown=f"cookiecutter was given it as {REPO_DIR!r}, relative to a folder it does not tell")
+    # cookiecutter's clone of a git URL, at what it checked out (an unzipped archive has no commit: a folder)
+    url, commit = git(repo_dir, "remote", "get-url", "origin"), git(repo_dir, "rev-parse", "HEAD")
+    return Origin(None, f"{pip_git_url(url)}@{commit}") if url and commit else Origin(repo_dir)
+
+
+def names_template_ci(value: str, path: Path, origin: Origin) -> bool:
+    """'template', 'ci' (relative paths are read from the template) or the template's ci/ by its absolute path."""
+    if value == "template" or (not path.is_absolute() and os.path.normpath(path) == "ci"):
+        return True
+    return origin.folder is not None and path.is_absolute() and path.resolve() == (origin.folder / "ci").resolve()
+
+
+def mlci_plan(value: str) -> MlciPlan | str:
+    """Where mlci comes from, or why `value` cannot say. 'template' is this template's ci/: copied into vendor/
+    from a local template, pinned at the commit baked from a git URL. A relative path is read from the template's
+    folder: the same at the first bake and at each `cruft update`, which renders into a temporary folder."""
     if not value.strip() or any(c.isspace() for c in value):
-        return "must be one pip requirement without spaces: a path, a git+https URL or a name==version"
-    if "://" in value or re.fullmatch(r"mlci(===?|~=|>=|<=|!=|<|>)[0-9][0-9A-Za-z.*+!-]*", value):
-        return None
-    if not Path(value).expanduser().exists():
+        return "must be 'template' or one pip requirement without spaces: a path, a git+https URL or mlci==X.Y.Z"
+    if "://" in value:
+        return MlciPlan(f"mlci[package] @ {value}")
+    if MLCI_VERSION.fullmatch(value):
+        return MlciPlan("mlci[package]" + value.removeprefix("mlci"))
+    origin, path = template_origin(), Path(value).expanduser()
+    if names_template_ci(value, path, origin):
+        if origin.pinned:
+            return MlciPlan(f"mlci[package] @ {origin.pinned}#subdirectory=ci")
+        return MlciPlan("mlci[package] @ ./vendor/mlci", vendor="template")
+    relative = not path.is_absolute()
+    if relative and origin.folder is None:
+        why = "this template is a git URL" if origin.pinned else f"the template's folder is not known: {origin.unknown}"
+        return f"is a relative path, which is read from the template's folder, and {why}: give an absolute path"
+    if relative:
+        path = origin.folder / path
+    if not path.exists():
+        where = f" (a relative path is read from the template's folder, {origin.folder})" if relative else ""
         return (
-            "must be a URL (git+https://...#subdirectory=ci), a version (mlci==X.Y.Z) or an existing path "
-            f"(a relative path is relative to the generated project, {Path.cwd()})"
+            "must be 'template', a URL (git+https://...#subdirectory=ci), a version (mlci==X.Y.Z) or an existing path"
+            + where
         )
-    return None
+    copied = f"./vendor/{path.name}" if path.is_file() else "./vendor/mlci"
+    return MlciPlan(f"mlci[package] @ {copied}", vendor=str(path.resolve()))
+
+
+def mlci_source(value: str) -> str | None:
+    plan = mlci_plan(value)
+    return plan if isinstance(plan, str) else None
 
 
 CHECKS: dict[str, Check] = {
-    "project_name": text,
+    "project_name": project_name,
     "project": slug,
     "package_name": package_name,
     "description": text,
@@ -188,7 +299,7 @@ CHECKS: dict[str, Check] = {
     "deployment_repo": deployment_repo,
     "mlflow_tracking_uri": tracking_uri,
     "dvc_remote_url": dvc_remote,
-    "mlci_source": requirement,
+    "mlci_source": mlci_source,
 }
 
 
@@ -198,7 +309,6 @@ DERIVED_FROM = {
     "package_name": "project",
     "container_registry": "github_owner",
     "deployment_repo": "github_owner",
-    "mlci_source": "github_owner",
     "dvc_remote_url": "project",
 }
 
@@ -207,12 +317,18 @@ def _normal(value: str) -> str:
     return value.lower().replace(" ", "-").replace("_", "-")
 
 
+def _derived(value: str, source: str) -> bool:
+    """Whether `value` is what the template made of `source`: it contains it, or was cut from it (`project`)."""
+    value, source = _normal(value), _normal(source)
+    return source in value or (bool(value) and source.startswith(value))
+
+
 def problems(values: dict[str, str]) -> list[str]:
     """One line per bad value: the variable, the value and what is allowed."""
     lines, bad = [], set()
     for name, check in CHECKS.items():
         source = DERIVED_FROM.get(name)
-        if source in bad and _normal(values[source]) in _normal(values[name]):
+        if source in bad and _derived(values[name], values[source]):
             bad.add(name)
             continue
         reason = check(values[name])
@@ -226,7 +342,212 @@ def main() -> int:
     lines = problems(VALUES)
     for line in lines:
         print(line, file=sys.stderr)
-    return 1 if lines else 0
+    if lines:
+        return 1
+    MLCI_PLAN.write_text(json.dumps(asdict(mlci_plan(VALUES["mlci_source"]))) + "\n")
+    return 0
+
+
+# --- begin: written by scripts/locked_modules.py from the generated project's locks; do not edit ---
+LOCKS_DIGEST = "36c8bc6e70291c590fad2490326ba470bc1ea7b78c1f2e88f81a6e123da65b34"
+LOCKED_MODULES: dict[str, str] = {
+    "_cffi_backend": "cffi",
+    "_distutils_hack": "setuptools",
+    "_pytest": "pytest",
+    "_yaml": "pyyaml",
+    "aiohappyeyeballs": "aiohappyeyeballs",
+    "aiohttp": "aiohttp",
+    "aiohttp_retry": "aiohttp-retry",
+    "aiosignal": "aiosignal",
+    "alembic": "alembic",
+    "altair": "altair",
+    "amqp": "amqp",
+    "annotated_doc": "annotated-doc",
+    "annotated_types": "annotated-types",
+    "antlr4": "antlr4-python3-runtime",
+    "anyio": "anyio",
+    "appdirs": "appdirs",
+    "asyncssh": "asyncssh",
+    "attr": "attrs",
+    "attrs": "attrs",
+    "billiard": "billiard",
+    "blinker": "blinker",
+    "cachetools": "cachetools",
+    "celery": "celery",
+    "certifi": "certifi",
+    "cffi": "cffi",
+    "cfgv": "cfgv",
+    "charset_normalizer": "charset-normalizer",
+    "click": "click",
+    "click_didyoumean": "click-didyoumean",
+    "click_plugins": "click-plugins",
+    "click_repl": "click-repl",
+    "cloudpickle": "cloudpickle",
+    "colorama": "colorama",
+    "configobj": "configobj",
+    "contourpy": "contourpy",
+    "cryptography": "cryptography",
+    "cycler": "cycler",
+    "databricks": "databricks-sdk",
+    "dateutil": "python-dateutil",
+    "dictdiffer": "dictdiffer",
+    "diskcache": "diskcache",
+    "distlib": "distlib",
+    "distro": "distro",
+    "docker": "docker",
+    "dotenv": "python-dotenv",
+    "dpath": "dpath",
+    "dulwich": "dulwich",
+    "dvc": "dvc",
+    "dvc_data": "dvc-data",
+    "dvc_http": "dvc-http",
+    "dvc_objects": "dvc-objects",
+    "dvc_render": "dvc-render",
+    "dvc_studio_client": "dvc-studio-client",
+    "dvc_task": "dvc-task",
+    "entrypoints": "entrypoints",
+    "fastapi": "fastapi",
+    "filelock": "filelock",
+    "flask": "flask",
+    "flask_cors": "flask-cors",
+    "flatbuffers": "flatbuffers",
+    "flatten_dict": "flatten-dict",
+    "flufl": "flufl-lock",
+    "frozenlist": "frozenlist",
+    "fsspec": "fsspec",
+    "functorch": "torch",
+    "funcy": "funcy",
+    "git": "gitpython",
+    "gitdb": "gitdb",
+    "google": "google-auth, protobuf",
+    "grandalf": "grandalf",
+    "graphene": "graphene",
+    "graphql": "graphql-core",
+    "graphql_relay": "graphql-relay",
+    "great_expectations": "great-expectations",
+    "gto": "gto",
+    "gunicorn": "gunicorn",
+    "h11": "h11",
+    "httptools": "httptools",
+    "huey": "huey",
+    "hydra": "hydra-core",
+    "identify": "identify",
+    "idna": "idna",
+    "importlib_metadata": "importlib-metadata",
+    "in_toto_attestation": "in-toto-attestation",
+    "iniconfig": "iniconfig",
+    "isympy": "sympy",
+    "iterative_telemetry": "iterative-telemetry",
+    "itsdangerous": "itsdangerous",
+    "jinja2": "jinja2",
+    "joblib": "joblib",
+    "jsonschema": "jsonschema",
+    "jsonschema_specifications": "jsonschema-specifications",
+    "kiwisolver": "kiwisolver",
+    "kombu": "kombu",
+    "mako": "mako",
+    "markdown_it": "markdown-it-py",
+    "markupsafe": "markupsafe",
+    "marshmallow": "marshmallow",
+    "matplotlib": "matplotlib",
+    "mdurl": "mdurl",
+    "mistune": "mistune",
+    "ml_dtypes": "ml-dtypes",
+    "mlflow": "mlflow, mlflow-skinny, mlflow-tracing",
+    "mpl_toolkits": "matplotlib",
+    "mpmath": "mpmath",
+    "multidict": "multidict",
+    "narwhals": "narwhals",
+    "networkx": "networkx",
+    "nodeenv": "nodeenv",
+    "numpy": "numpy",
+    "omegaconf": "omegaconf",
+    "onnx": "onnx",
+    "onnx_ir": "onnx-ir",
+    "onnxruntime": "onnxruntime",
+    "onnxscript": "onnxscript",
+    "opentelemetry": "opentelemetry-api, opentelemetry-proto, opentelemetry-sdk, opentelemetry-semantic-conventions",
+    "orjson": "orjson",
+    "packaging": "packaging",
+    "pandas": "pandas",
+    "pathspec": "pathspec",
+    "platformdirs": "platformdirs",
+    "pluggy": "pluggy",
+    "pre_commit": "pre-commit",
+    "pre_commit_uv": "pre-commit-uv",
+    "prettytable": "prettytable",
+    "prometheus_client": "prometheus-client",
+    "prompt_toolkit": "prompt-toolkit",
+    "propcache": "propcache",
+    "psutil": "psutil",
+    "public": "atpublic",
+    "py": "pytest",
+    "pyarrow": "pyarrow",
+    "pyasn1": "pyasn1",
+    "pyasn1_modules": "pyasn1-modules",
+    "pycparser": "pycparser",
+    "pydantic": "pydantic",
+    "pydantic_core": "pydantic-core",
+    "pydantic_settings": "pydantic-settings",
+    "pydevd_plugins": "omegaconf",
+    "pydot": "pydot",
+    "pygit2": "pygit2",
+    "pygments": "pygments",
+    "pygtrie": "pygtrie",
+    "pylab": "matplotlib",
+    "pyparsing": "pyparsing",
+    "pytest": "pytest",
+    "python_discovery": "python-discovery",
+    "referencing": "referencing",
+    "requests": "requests",
+    "rich": "rich",
+    "rpds": "rpds-py",
+    "ruamel": "ruamel-yaml",
+    "ruff": "ruff",
+    "scipy": "scipy",
+    "scmrepo": "scmrepo",
+    "securesystemslib": "securesystemslib",
+    "semver": "semver",
+    "setuptools": "setuptools",
+    "shellingham": "shellingham",
+    "shortuuid": "shortuuid",
+    "shtab": "shtab",
+    "six": "six",
+    "skl2onnx": "skl2onnx",
+    "sklearn": "scikit-learn",
+    "skops": "skops",
+    "smmap": "smmap",
+    "sqlalchemy": "sqlalchemy",
+    "sqlparse": "sqlparse",
+    "sqltrie": "sqltrie",
+    "starlette": "starlette",
+    "sympy": "sympy",
+    "tabulate": "tabulate",
+    "threadpoolctl": "threadpoolctl",
+    "tomlkit": "tomlkit",
+    "torch": "torch",
+    "torchgen": "torch",
+    "tqdm": "tqdm",
+    "typer": "typer",
+    "typing_extensions": "typing-extensions",
+    "typing_inspection": "typing-inspection",
+    "tzlocal": "tzlocal",
+    "urllib3": "urllib3",
+    "uv": "uv",
+    "uvicorn": "uvicorn",
+    "uvloop": "uvloop",
+    "validate": "configobj",
+    "vine": "vine",
+    "virtualenv": "virtualenv",
+    "voluptuous": "voluptuous",
+    "wcwidth": "wcwidth",
+    "werkzeug": "werkzeug",
+    "yaml": "pyyaml",
+    "yarl": "yarl",
+    "zc": "zc-lockfile",
+    "zipp": "zipp",
+}
+# --- end: written by scripts/locked_modules.py ---
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -43,12 +44,10 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: 
 def bake(output_dir: Path, **context: str) -> Path:
     """Generate a project with the template's defaults overridden by `context`; its directory.
 
-    mlci comes from this checkout's ci/ unless `context` says otherwise: the default git URL names a
-    release that a machine without GitHub cannot fetch.
+    By default mlci is this checkout's ci/, vendored into the project (`mlci_source` 'template').
     """
     from cookiecutter.main import cookiecutter
 
-    context.setdefault("mlci_source", str(TEMPLATE / "ci"))
     output_dir.mkdir(parents=True, exist_ok=True)
     return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir), extra_context=context))
 
@@ -65,3 +64,17 @@ def commit_all(project: Path, message: str) -> None:
     identity = ["-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
     run(["git", "add", "-A"], project).check()
     run(["git", *identity, "commit", "-q", "--allow-empty", "-m", message], project).check()
+
+
+def template_repo(dest: Path) -> Path:
+    """A git repository of this checkout's template as it is now, uncommitted changes included, in one commit:
+    what cruft, and a git URL of the template, need. Its directory."""
+    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], TEMPLATE).check()
+    for name in filter(None, listed.stdout.split("\0")):
+        source, target = TEMPLATE / name, dest / name
+        if source.is_symlink() or source.is_file():  # not a file deleted and not yet committed
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target, follow_symlinks=False)
+    run(["git", "init", "--quiet", "--initial-branch=main"], dest).check()
+    commit_all(dest, "The template")
+    return dest
