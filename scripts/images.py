@@ -202,10 +202,8 @@ class Buildah:
         return f"built by buildah ({self.driver} storage) on a debootstrap base"
 
     def config(self, image: str) -> dict[str, object]:
-        document = json.loads(
-            self("inspect", "--type", "image", "--format", "{{json .Docker.Config}}", image).check().stdout
-        )
-        return dict(document or {})
+        document = json.loads(self("inspect", "--type", "image", image).check().stdout)  # its Go templates lack json
+        return dict(document["Docker"]["config"] or {})
 
     def digest(self, image: str) -> str:
         return self("images", "--digests", "--format", "{{.Digest}}", image).check().stdout.split()[0]

@@ -205,7 +205,8 @@ class PipelineContract:
         assert "expect_column_values_to_not_be_null" in result.stderr
 
     def test_verify_refuses_a_tampered_artifact(self, project, tmp_path):
-        project.sh("make", "certify").check()
+        if not (project.root / "reports" / "certification" / "certificate.json").is_file():  # run on its own
+            project.sh("make", "certify").check()
         tampered = tmp_path / "serving"
         shutil.copytree(project.root / "models" / "serving", tampered)
         with (tampered / "model.onnx").open("ab") as handle:
