@@ -20,10 +20,13 @@ from .dataplane import (
     json_array,
     kind_of,
     may_hold_booleans,
+    numbers_after,
     parse_json,
 )
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+# The JSON key right before each format's rows of values.
+ROWS_KEY = {"dataframe_split": b'"data"', "instances": b'"instances"', "inputs": b'"inputs"'}
 
 
 class InvocationsParser(InputCheck):
@@ -57,18 +60,20 @@ class InvocationsParser(InputCheck):
             raise RequestError("'params' must be an object")
         key = formats[0]
         value = document[key]
-        tokens = may_hold_booleans(body)
+        # Numbers only after the rows' key: float64 at once. Else a true or false among them takes the careful way.
+        plain = self._numbers_only and key != "dataframe_records" and numbers_after(body, ROWS_KEY[key])
+        tokens = not plain and may_hold_booleans(body)
         if key == "dataframe_split":
-            return self._split(value, tokens)
+            return self._split(value, tokens, plain)
         if key == "dataframe_records":
             return self._records(value, key, tokens, body)
         if isinstance(value, dict):
             return self._columnar(value, key)
         if isinstance(value, list) and value and isinstance(value[0], dict):
             return self._records(value, key, tokens, body)
-        return self._rows(value, key, self._identity, tokens)
+        return self._rows(value, key, self._identity, tokens, plain)
 
-    def _split(self, value: Any, tokens: bool) -> Batch:
+    def _split(self, value: Any, tokens: bool, plain: bool = False) -> Batch:
         if not isinstance(value, dict):
             raise RequestError(f"'dataframe_split' must be an object with 'columns' and 'data', got {kind_of(value)}")
         unknown = [k for k in value if k not in ("columns", "data", "index")]
@@ -82,7 +87,7 @@ class InvocationsParser(InputCheck):
         data = value["data"]
         if index is not None and (not isinstance(index, list) or (isinstance(data, list) and len(index) != len(data))):
             raise RequestError("'dataframe_split.index' must be a list with one entry per row of 'data'")
-        return self._rows(data, "dataframe_split.data", order, tokens)
+        return self._rows(data, "dataframe_split.data", order, tokens, plain)
 
     def _column_order(self, columns: Any, field: str) -> list[int]:
         """For each position of the request's columns, the model's column index."""
@@ -101,7 +106,7 @@ class InvocationsParser(InputCheck):
             raise RequestError(f"missing column {missing[0]!r} in '{field}' ({len(missing)} missing in all)")
         return [self.position[c] for c in columns]
 
-    def _rows(self, data: Any, field: str, order: list[int], tokens: bool) -> Batch:
+    def _rows(self, data: Any, field: str, order: list[int], tokens: bool, plain: bool = False) -> Batch:
         """A list of rows (lists of values) whose positions map to the model's columns by `order`."""
         if not isinstance(data, list):
             raise RequestError(f"'{field}' must be a list of rows, got {kind_of(data)}")
@@ -111,7 +116,7 @@ class InvocationsParser(InputCheck):
                 f"'{field}' must be a list of rows (lists of {len(order)} values); wrap a single row in a list"
             )
         if self._numbers_only and not tokens:
-            matrix = fast_matrix(data, len(order))
+            matrix = fast_matrix(data, len(order), plain)
             if matrix is not None:
                 if order != self._identity:
                     full = np.empty((matrix.shape[0], self.width), dtype=np.float64)

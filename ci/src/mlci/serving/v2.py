@@ -16,6 +16,7 @@ from .dataplane import (
     json_array,
     kind_of,
     may_hold_booleans,
+    numbers_after,
     parse_json,
     preview,
 )
@@ -66,13 +67,16 @@ class V2Parser(InputCheck):
         """The matrix of a numbers-only model's request, read by numpy in one go: one tensor 'input' of shape
         [rows, columns], or one tensor per column; None when anything needs the careful path (which also words
         every refusal)."""
-        if not self._numbers_only or may_hold_booleans(body):
+        if not self._numbers_only:
+            return None
+        plain = numbers_after(body, b'"data"')  # one tensor's numbers follow: float64 at once
+        if not plain and may_hold_booleans(body):
             return None
         if len(inputs) == 1 and "input" not in self.position:
             tensor = inputs[0]
             if type(tensor) is not dict or tensor.get("name") != "input" or len(tensor) != 4:
                 return None
-            matrix = self._numbers(tensor, self.width)
+            matrix = self._numbers(tensor, self.width, plain)
             return None if matrix is None else Batch(matrix.astype(self.dtype, copy=False), None, matrix.shape[0])
         if len(inputs) != self.width:
             return None
@@ -87,7 +91,7 @@ class V2Parser(InputCheck):
         matrix = np.hstack(columns)
         return Batch(matrix.astype(self.dtype, copy=False), None, matrix.shape[0])
 
-    def _numbers(self, tensor: dict[str, Any], width: int) -> np.ndarray | None:
+    def _numbers(self, tensor: dict[str, Any], width: int, plain: bool = False) -> np.ndarray | None:
         """A tensor's data as a float64 [rows, width] matrix of finite numbers, when it is one; else None."""
         shape, data = tensor.get("shape"), tensor.get("data")
         if tensor.get("datatype") not in V2_NUMERIC or type(shape) is not list or type(data) is not list:
@@ -98,7 +102,7 @@ class V2Parser(InputCheck):
         if type(rows) is not int or not 1 <= rows <= self.max_rows:
             return None
         try:
-            array = np.array(data)
+            array = np.asarray(data, dtype=np.float64) if plain else np.array(data)
         except (ValueError, TypeError):
             return None
         if array.dtype.kind not in "fi" or array.size != rows * width or array.ndim > 2:
