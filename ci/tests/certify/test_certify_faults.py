@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,21 @@ def test_a_slow_server_fails_serving(settings, forest_package, tmp_path):
     with faulty("slow", tmp_path) as server:
         result = certify._serving(settings, forest_package, tmp_path, server, certify.Measurements())
     assert result.status == "fail" and "p99" in result.reason and "> 20 ms" in result.reason
+
+
+def test_a_server_that_cannot_carry_the_rate_fails_on_saturation_without_an_open_loop(
+    settings, forest_package, tmp_path
+):
+    """Below the rate at saturation the gate has failed already: no open loop piles up requests behind it."""
+    gate = settings.gates.serving.model_copy(update={"min_requests_per_s": 100_000})
+    demanding = settings.model_copy(update={"gates": settings.gates.model_copy(update={"serving": gate})})
+    with faulty("slow", tmp_path) as server:
+        started = time.monotonic()
+        result = certify._serving(demanding, forest_package, tmp_path, server, certify.Measurements())
+        took = time.monotonic() - started
+    assert result.status == "fail" and "saturates at" in result.reason and "< 100000" in result.reason
+    assert result.measured["p99_ms"] == result.measured["saturation_p99_ms"]
+    assert took < 1 + certify.SATURATION_SECONDS + 2  # warm-up and saturation only (an open loop: 300,000 requests)
 
 
 def test_a_server_that_stalls_fails_serving_though_its_closed_loop_p99_looks_fine(settings, forest_package, tmp_path):

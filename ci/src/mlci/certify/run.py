@@ -159,6 +159,16 @@ def _serving(
     drive(url, body, 1.0, gate.connections)  # warm-up
     saturation = drive(url, body, min(gate.seconds, SATURATION_SECONDS), gate.connections)
     rate = gate.min_requests_per_s or saturation.requests_per_s / 2  # no throughput SLO: half the saturation
+    if saturation.requests_per_s < rate:
+        # It cannot carry the rate: the gate fails on saturation, and an open loop would only pile requests up
+        # for as long as the server takes to drain them. Its closed-loop figures stand for both.
+        seen.latencies_ms = saturation.latencies_ms
+        return serving.verdict(
+            serving.Measured(rate, saturation.requests_per_s, saturation.percentile_ms(99), saturation.errors,
+                             saturation.requests_per_s, saturation.percentile_ms(99)),
+            gate.p99_ms,
+            gate.min_requests_per_s,
+        )  # fmt: skip
     offered = offer(url, body, rate, gate.seconds)
     if offered.errors or offered.percentile_ms(99) > gate.p99_ms:
         # A shared machine's other work can starve the server for a spell: a server fails only when a second
