@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bakery import TEMPLATE, Timed, bake, commit_all, project_env, run
+from bakery import TEMPLATE, Timed, bake, commit_all, project_env, run, setup
 
 DEMO = Path(os.environ.get("MLOPS_DEMO_DIR") or TEMPLATE / "build" / "demo")
 APP = "tumor-classifier"
@@ -67,7 +67,7 @@ def main() -> None:
             print(f"    {line}")
         return done
 
-    step("make setup (.venv from the hash-pinned locks)", lambda: sh("make", "setup"))
+    step("make setup (.venv from the hash-pinned locks)", lambda: setup(project))
     step("git commit of the baked files", lambda: commit_all(project, "Start from the template"))
     step("dvc repro (ingest, validate, featurize, train, evaluate, package)", lambda: sh("dvc", "repro"))
     noop: Timed = step("dvc repro again (nothing to do)", lambda: sh("dvc", "repro"))

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from bakery import Timed, bake, commit_all, project_env, run
+from bakery import Timed, bake, commit_all, project_env, run, setup
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ class Project:
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
     framework = request.cls.framework
     root = bake(tmp_path_factory.mktemp(framework), model_framework=framework)
-    run(["make", "setup"], root).check()
+    setup(root)
     commit_all(root, "Start from the template")
     first = run(["dvc", "repro"], root, env=project_env(root)).check()
     commit_all(root, "Reproduce the pipeline")
@@ -353,7 +353,7 @@ class TestAMixedTable:
     @pytest.fixture(scope="class")
     def project(self, tmp_path_factory: pytest.TempPathFactory) -> Project:
         root = bake(tmp_path_factory.mktemp("mixed"), model_framework="sklearn")
-        run(["make", "setup"], root).check()
+        setup(root)
         customers_table().to_csv(root / "data" / "external" / "customers.csv", index=False)
         params = root / "params.yaml"
         text = params.read_text()
@@ -521,7 +521,7 @@ class TestPytorchRegression(RegressionContract):
     @pytest.fixture(scope="class")
     def project(self, tmp_path_factory: pytest.TempPathFactory) -> Project:
         root = bake(tmp_path_factory.mktemp("pytorch-regression"), model_framework="pytorch", task="regression")
-        run(["make", "setup"], root).check()
+        setup(root)
         commit_all(root, "Start from the template")
         first = run(["dvc", "repro"], root, env=project_env(root)).check()
         commit_all(root, "Reproduce the pipeline")
@@ -547,7 +547,7 @@ class TestAMixedRegressionTable(RegressionContract):
     @pytest.fixture(scope="class")
     def project(self, tmp_path_factory: pytest.TempPathFactory) -> Project:
         root = bake(tmp_path_factory.mktemp("mixed-regression"), task="regression", project_name="Length Of Stay")
-        run(["make", "setup"], root).check()
+        setup(root)
         patients_table().to_csv(root / "data" / "external" / "patients.csv", index=False)
         params = root / "params.yaml"
         text = params.read_text()

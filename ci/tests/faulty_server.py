@@ -1,6 +1,7 @@
 """A deliberately bad model server for the gates' tests: `500` answers 500 to every bad request, `slow`
-sleeps 30 ms before each answer, `stall` answers at once but stops answering for 300 ms every 2 seconds (as
-a long pause would). Usage: python faulty_server.py MODE PORT"""
+sleeps 300 ms before each answer, `stall` answers at once but stops answering for 500 ms every 2 seconds (as
+a long pause would). Both are several times the gates tests' p99 bound (100 ms): the latency is injected, not
+hoped for from a busy machine. Usage: python faulty_server.py MODE PORT"""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-PAUSE = threading.Lock()  # held by `stall` for 300 ms every 2 seconds; every answer waits for it
+SLOW_SECONDS = 0.3
+PAUSE_SECONDS = 0.5
+PAUSE = threading.Lock()  # held by `stall` for PAUSE_SECONDS every 2 seconds; every answer waits for it
 
 
 def stall_now_and_then() -> None:
     while True:
-        time.sleep(1.7)
+        time.sleep(2 - PAUSE_SECONDS)
         with PAUSE:
-            time.sleep(0.3)
+            time.sleep(PAUSE_SECONDS)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -42,7 +45,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(min(length, 1 << 20))
         if self.mode in ("slow", "stall"):
             if self.mode == "slow":
-                time.sleep(0.03)
+                time.sleep(SLOW_SECONDS)
             with PAUSE:
                 self._answer(200, {"predictions": [[0.5, 0.5]]})
             return

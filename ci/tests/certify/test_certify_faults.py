@@ -1,9 +1,12 @@
-"""The serving and robustness gates trip on a real server process that is slow, or that answers 500."""
+"""The serving and robustness gates trip on a real server process that is slow, or that answers 500.
+
+The p99 bound (100 ms) sits well below the latency the faulty server injects (300 ms per answer, 500 ms
+pauses) and far above what mlci serve takes for one row at 10 requests/s on a loaded machine: the verdicts
+come from the faults, not from how busy the machine is."""
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ gates:
   data: {command: "true"}
   quality: {thresholds: {accuracy: {min: 0.9}}}
   champion: {tolerance: {accuracy: 0.01}}
-  serving: {seconds: 3, connections: 4, p99_ms: 20, min_requests_per_s: 10}
+  serving: {seconds: 3, connections: 4, p99_ms: 100, min_requests_per_s: 10}
 """
 
 
@@ -46,7 +49,7 @@ def test_a_server_that_answers_500_to_bad_input_fails_robustness(settings, fores
 def test_a_slow_server_fails_serving(settings, forest_package, tmp_path):
     with faulty("slow", tmp_path) as server:
         result = certify._serving(settings, forest_package, tmp_path, server, certify.Measurements())
-    assert result.status == "fail" and "p99" in result.reason and "> 20 ms" in result.reason
+    assert result.status == "fail" and "p99" in result.reason and "> 100 ms" in result.reason
 
 
 def test_a_server_that_cannot_carry_the_rate_fails_on_saturation_without_an_open_loop(
@@ -55,23 +58,24 @@ def test_a_server_that_cannot_carry_the_rate_fails_on_saturation_without_an_open
     """Below the rate at saturation the gate has failed already: no open loop piles up requests behind it."""
     gate = settings.gates.serving.model_copy(update={"min_requests_per_s": 100_000})
     demanding = settings.model_copy(update={"gates": settings.gates.model_copy(update={"serving": gate})})
+    seen = certify.Measurements()
     with faulty("slow", tmp_path) as server:
-        started = time.monotonic()
-        result = certify._serving(demanding, forest_package, tmp_path, server, certify.Measurements())
-        took = time.monotonic() - started
+        result = certify._serving(demanding, forest_package, tmp_path, server, seen)
     assert result.status == "fail" and "saturates at" in result.reason and "< 100000" in result.reason
     assert result.measured["p99_ms"] == result.measured["saturation_p99_ms"]
-    assert took < 1 + certify.SATURATION_SECONDS + 2  # warm-up and saturation only (an open loop: 300,000 requests)
+    # The latencies are the closed loop's: an open loop would have offered 300,000 requests.
+    saturated = result.measured["saturation_requests_per_s"] * certify.SATURATION_SECONDS
+    assert 0 < len(seen.latencies_ms) <= saturated + gate.connections
 
 
 def test_a_server_that_stalls_fails_serving_though_its_closed_loop_p99_looks_fine(settings, forest_package, tmp_path):
-    """300 ms pauses every 2 seconds: a closed loop sends nothing while its 4 connections wait, so few of its
+    """500 ms pauses every 2 seconds: a closed loop sends nothing while its 4 connections wait, so few of its
     requests see the pause; at a fixed arrival rate, every request due during it waits, and the p99 shows it."""
     with faulty("stall", tmp_path) as server:
         result = certify._serving(settings, forest_package, tmp_path, server, certify.Measurements())
     assert result.status == "fail", result.reason
-    assert result.measured["saturation_p99_ms"] < 20 < result.measured["p99_ms"], result.measured
-    assert "p99" in result.reason and "> 20 ms at 10 requests/s offered" in result.reason
+    assert result.measured["saturation_p99_ms"] < 100 < result.measured["p99_ms"], result.measured
+    assert "p99" in result.reason and "> 100 ms at 10 requests/s offered" in result.reason
 
 
 def test_mlci_serve_passes_both(settings, forest_package, tmp_path):

@@ -247,12 +247,14 @@ def test_sigterm_drains_the_request_in_flight_then_exits_0(forest_package, tmp_p
             b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:20])
         )
-        time.sleep(0.3)
+        # A request on a second connection answered: the server accepted the first before it (one listener,
+        # accepted in order) and has read what arrived on it. No sleep stands in for that.
+        with socket.create_connection((host, int(port)), timeout=10) as probe:
+            probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert _read_all(probe, time.monotonic() + 10).startswith(b"HTTP/1.1 200")
         process.signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert process.process.poll() is None  # still draining
-        with pytest.raises(OSError):
-            socket.create_connection((host, int(port)), timeout=2).close()  # no longer accepting
+        assert _refused_within((host, int(port)), seconds=10)  # no longer accepting ...
+        assert process.process.poll() is None  # ... and still draining the request in flight
         connection.sendall(body[20:])
         connection.settimeout(10)
         reply = b""
@@ -261,6 +263,18 @@ def test_sigterm_drains_the_request_in_flight_then_exits_0(forest_package, tmp_p
     assert reply.startswith(b"HTTP/1.1 200")
     assert b'"predictions"' in reply
     assert process.process.wait(timeout=15) == 0
+
+
+def _refused_within(address: tuple[str, int], seconds: float) -> bool:
+    """Whether a new connection is refused before the deadline (polled, not slept for)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(address, timeout=2).close()
+        except OSError:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def test_workers_share_the_port_and_the_metrics(forest_package, tmp_path):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .interface import Task
+from .tracking import pinned
 
 FRAMEWORK = "pytorch"
 
@@ -152,5 +153,6 @@ def log_model(
         signature=signature,
         input_example=input_example,
         metadata=metadata,
+        pip_requirements=pinned("mlflow", "numpy", "pandas", "torch"),
         serialization_format="pt2",
     )

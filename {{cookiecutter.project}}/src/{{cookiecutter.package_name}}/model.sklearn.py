@@ -28,6 +28,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .interface import Task
+from .tracking import pinned
 
 FRAMEWORK = "sklearn"
 
@@ -126,6 +127,7 @@ def log_model(
         signature=signature,
         input_example=input_example,
         metadata=metadata,
+        pip_requirements=pinned("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "skops"),
         pyfunc_predict_fn="predict_proba" if is_classifier(model) else "predict",
         # The pipeline's own types: skops refuses to load types it was not told to trust.
         skops_trusted_types=get_untrusted_types(data=dumps(model)),

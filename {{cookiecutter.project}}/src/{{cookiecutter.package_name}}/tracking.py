@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 
 DEFAULT_TRACKING_URI = "{{ cookiecutter.mlflow_tracking_uri }}"
 EXPERIMENT = "{{ cookiecutter.project }}"
@@ -16,3 +17,12 @@ def use_tracking_server() -> None:
 
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
     mlflow.set_experiment(EXPERIMENT)
+
+
+def pinned(*distributions: str) -> list[str]:
+    """The model's requirements, pinned to the versions installed here (a local label such as +cpu dropped).
+
+    Given to log_model: MLflow would otherwise infer them by importing the model in a subprocess (5 s per
+    training) and list whatever that imported, test runners included.
+    """
+    return [f"{name}=={version(name).split('+')[0]}" for name in distributions]
