@@ -28,6 +28,8 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a real model server
     disable_nagle_algorithm = True  # else each answer waits for the client's delayed ACK (40 ms)
     wbufsize = 1 << 16  # a response goes out in one write
+    timeout = 2  # a body that never arrives (the oversized-body case declares more than it sends) ends the
+    # connection after 2 s, not after the client's 30 s
 
     def _answer(self, status: int, body: dict) -> None:
         payload = json.dumps(body).encode()

@@ -104,9 +104,7 @@ def _expectations(contract: ValidateParams, target: str, classes: list[Any]) -> 
         add(ex.ExpectColumnValuesToBeInSet(column=target, value_set=label.classes))
     for value in label.classes or classes:
         # At least min_class_fraction of the rows carry each label: no class may (nearly) vanish.
-        add(
-            ex.ExpectColumnValuesToBeInSet(column=target, value_set=[value], mostly=label.min_class_fraction)
-        )
+        add(ex.ExpectColumnValuesToBeInSet(column=target, value_set=[value], mostly=label.min_class_fraction))
     return expectations
 
 
