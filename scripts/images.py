@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -336,3 +337,23 @@ def _parse_size(text: str) -> float:
     number, unit = text.split()[0], text.split()[1] if len(text.split()) > 1 else "B"
     scale = {"B": 1e-6, "kB": 1e-3, "KB": 1e-3, "MB": 1.0, "GB": 1e3}
     return float(number) * scale.get(unit, 1.0)
+
+
+def prune_detached() -> None:
+    """The engine's prune() in a process of its own that outlives this one: deleting gigabytes of layers takes a
+    while and nothing needs to wait for it (a later buildah call waits on the storage's lock)."""
+    subprocess.Popen(
+        [sys.executable, __file__, "prune"],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["prune"]:
+        raise SystemExit("usage: images.py prune")
+    chosen = engine()
+    if chosen is not None:
+        chosen.prune()

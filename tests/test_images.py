@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from images import Container, Engine, available, engine, timed_make
+from images import Container, Engine, available, engine, prune_detached, timed_make
 
 from bakery import bake, commit_all, run
 
@@ -80,9 +80,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     built.commit("Start from the template")
     run(["git", "config", "--global", "--add", "safe.directory", str(project)], project)
     yield built
-    # The rest of the session gets its disk back: these images are gigabytes in vfs storage.
-    built.remove_images(*(built.image_ref(n) for n in ("tumor-classifier-env", "tumor-classifier")))
-    images.prune()
+    # The rest of the session gets its disk back (these images are gigabytes in vfs storage), and none of its
+    # time: the removal goes on in a process of its own.
+    prune_detached()
 
 
 def test_the_environment_image_runs_the_projects_tests_and_pipeline(built, record_property):
