@@ -174,7 +174,10 @@ def test_a_model_served_as_a_pyfunc_gets_its_framework_in_the_serving_image(buil
     assert json.loads((built.project / "models" / "serving" / "serving.json").read_text())["runtime"] == "pyfunc"
     # The ONNX serving image is done with; the pyfunc one is built under the same tag.
     built.remove_images(built.image_ref("tumor-classifier"))
-    built.make("serving-image")
+    output = built.make("serving-image")
+    # Its framework is the training runtime's layer, which the environment image built: reused, not installed.
+    shared = DEPENDENCY_STEP.search(output)
+    assert shared and "Using cache" in shared.group(1), output[-3000:]
     with built.images.container(built.image_ref("tumor-classifier")) as serving:
         present = serving.run("python" + BASE_PYTHON, "-c", "import mlflow, sklearn")
         assert present.returncode == 0, present.stderr[-2000:]

@@ -212,13 +212,16 @@ def test_checkov_passes_the_dockerfile_and_workflows_and_every_skip_has_a_reason
 def test_the_dockerfile_keeps_its_promises(project):
     text = (project / "Dockerfile").read_text()
     stages = re.findall(r"^FROM \S+ AS (\S+)", text, flags=re.M)
-    assert stages == ["base", "env", "project", "serving-runtime", "serving"]
-    env_stage = text.split("FROM base AS env")[1].split("FROM env AS project")[0]
-    # the dependency layer comes from the locks alone, before any code is copied
-    assert env_stage.index("COPY requirements/") < env_stage.index("uv pip sync") and "COPY src" not in env_stage
+    assert stages == ["base", "training-runtime", "env", "project", "serving-pyfunc", "serving-runtime", "serving"]
+    runtime = text.split("FROM base AS training-runtime")[1].split("FROM training-runtime AS env")[0]
+    # the dependency layer comes from the locks alone, mounted, and no code
+    assert "source=requirements," in runtime and "uv pip sync" in runtime
+    assert "COPY" not in runtime and "src" not in runtime
     serving = text.split("AS serving\n")[1]
     assert "main.txt" not in serving and "HEALTHCHECK" in serving and "USER 10001:10001" in serving
-    assert text.count("USER 10001:10001") == 2
+    pyfunc = text.split("AS serving-pyfunc\n")[1].split("FROM ")[0]
+    assert "HEALTHCHECK" in pyfunc and "USER 10001:10001" in pyfunc and "COPY models/serving /model" in pyfunc
+    assert text.count("USER 10001:10001") == 3
     ignore = (project / ".dockerignore").read_text().splitlines()
     assert ignore[ignore.index("*") :][:1] == ["*"] and "!.git" not in ignore and "!.venv/" not in ignore
 

@@ -62,3 +62,11 @@ def test_an_unknown_task_names_the_choices(workdir):
     raw["task"] = "ranking"
     with pytest.raises(ParamsError, match=r"task: Input should be 'classification' or 'regression'"):
         load_params(write(workdir / "params.yaml", raw))
+
+
+def test_a_bad_model_parameter_is_refused_naming_the_key_when_the_train_section_is_read(workdir):
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["train"]["epochs" if "epochs" in raw["train"] else "n_estimators"] = 0
+    params = load_params(write(workdir / "params.yaml", raw))  # the stages before training never read it
+    with pytest.raises(ParamsError, match=r"params.yaml: train.(epochs|n_estimators): Input should be greater than"):
+        _ = params.train

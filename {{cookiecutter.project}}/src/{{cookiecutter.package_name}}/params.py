@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
-from .model import TrainParams
+if TYPE_CHECKING:
+    from .model import TrainParams
 
 PARAMS_FILE = Path("params.yaml")
 BUILTIN_PREFIX = "sklearn:"
@@ -145,8 +156,20 @@ class Params(Strict):
     ingest: IngestParams
     validate_: ValidateParams = Field(alias="validate")
     featurize: FeaturizeParams
-    train: TrainParams
+    # The model's own section, checked by its TrainParams when a stage asks for it (`train`): the stages before
+    # training never import the model, nor its framework (seconds per stage for PyTorch).
+    train_: dict[str, Any] = Field(alias="train")
     package: PackageParams = PackageParams()
+    _source: Path = PrivateAttr(default=PARAMS_FILE)
+
+    @property
+    def train(self) -> TrainParams:
+        from .model import TrainParams
+
+        try:
+            return TrainParams.model_validate(self.train_)
+        except ValidationError as err:
+            raise ParamsError(_messages(self._source, err, prefix=("train",))) from None
 
     @model_validator(mode="after")
     def _target_fits_the_task(self) -> Params:
@@ -169,10 +192,16 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as err:
-        lines = [
-            f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-            for e in err.errors(include_url=False)
-        ]
-        raise ParamsError("\n".join(lines)) from None
+        raise ParamsError(_messages(path, err)) from None
+    params._source = path
+    return params
+
+
+def _messages(path: Path, err: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """One line per error: the file, the key's dotted path and what is wrong."""
+    return "\n".join(
+        f"{path}: {'.'.join(str(p) for p in (*prefix, *e['loc'])) or '<root>'}: {e['msg']}"
+        for e in err.errors(include_url=False)
+    )
