@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -95,6 +96,18 @@ def serve(
     max_connections: Annotated[
         int, typer.Option(help="Open connections per worker; beyond, 503 with Retry-After", min=1)
     ] = 1000,
+    feedback_capacity: Annotated[
+        int, typer.Option(help="Recent predictions each worker keeps for POST /feedback (0: no /feedback)", min=0)
+    ] = 100_000,
+    feedback_window: Annotated[
+        float, typer.Option(help="Seconds after a prediction that its feedback is still matched", min=1)
+    ] = 3600.0,
+    prediction_log: Annotated[
+        str | None, typer.Option(help="Append sampled predictions (JSON lines) to this file, or - for stdout")
+    ] = None,
+    prediction_log_sample: Annotated[
+        float, typer.Option(help="The share of predicted rows the prediction log keeps", min=0.0, max=1.0)
+    ] = 1.0,
     runtime: Annotated[Runtime, typer.Option(help=RUNTIME_HELP)] = Runtime.auto,
     name: Annotated[str | None, typer.Option(help="Model name when packaging here")] = None,
     version: Annotated[str | None, typer.Option(help="Model version when packaging here")] = None,
@@ -123,6 +136,10 @@ def serve(
         log_level=log_level.value,
         read_timeout=read_timeout,
         max_connections=max_connections,
+        feedback_capacity=feedback_capacity,
+        feedback_window_s=feedback_window,
+        prediction_log=prediction_log,
+        prediction_log_sample=prediction_log_sample,
     )
     path = Path(model)
     if (attestation is None) != (trust is None):
@@ -155,6 +172,41 @@ def _attested_artifact(path: Path, trust: Path, sha256: str) -> str:
         return str(attestation.verify_artifact(envelope, policy.load(trust), sha256))
     except attestation.AttestationError as refusal:
         raise MlciError(f"refusing to serve {sha256[:12]}: {refusal}") from None
+
+
+@app.command()
+def feedback(
+    predictions: Annotated[Path, typer.Option(help="A prediction log that `mlci serve --prediction-log` wrote")],
+    labels: Annotated[Path, typer.Option(help="Ground truth: JSON lines or a CSV of id and label (or value)")],
+    output_format: Annotated[
+        str, typer.Option("--format", help="text (a line per version) or json", case_sensitive=False)
+    ] = "text",
+) -> None:
+    """Live quality offline, for labels that arrive after the server's window: the figures POST /feedback
+    counts, per model version, from a prediction log joined to labels by prediction id."""
+    from .serving.feedback import offline
+
+    if output_format not in ("text", "json"):
+        raise MlciError(f"--format is text or json, not {output_format!r}")
+    figures = offline(predictions, labels)
+    if output_format == "json":
+        print(json.dumps(figures, indent=2, sort_keys=True))
+        return
+    for version, counts in figures.items():
+        if "correct" in counts:
+            labelled = counts["correct"] + counts["wrong"]
+            accuracy = f"accuracy {counts['correct'] / labelled:.4f}" if labelled else "no labelled rows"
+            print(f"version {version}: {int(labelled)} rows labelled, {accuracy}")
+        elif "matched" in counts:
+            rows = counts["matched"]
+            shown = (
+                f"mae {counts['absolute_error'] / rows:.4f}, rmse {(counts['squared_error'] / rows) ** 0.5:.4f}"
+                if rows
+                else "no labelled rows"
+            )
+            print(f"version {version}: {int(rows)} rows labelled, {shown}")
+        else:
+            print(f"unmatched: {int(counts['unmatched'])} labels name no logged prediction")
 
 
 @app.command()

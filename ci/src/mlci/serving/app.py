@@ -7,7 +7,10 @@ far less than a hop to a thread pool would cost. Every response is counted and t
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
@@ -19,6 +22,7 @@ from .. import __version__
 from ..model.manifest import ServedModel
 from . import invocations, v2
 from .dataplane import Batch, RequestError, dumps
+from .feedback import parse_feedback, request_key, score, valid_request_id
 from .metrics import ROUTE_INDEX, ServerMetrics
 from .openapi import describe
 from .runtime import Runtime
@@ -32,6 +36,7 @@ Route = tuple[int, Handler | None, bool]  # the route's index in the metrics, it
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 WARMUP_ROUNDS = 20
 GET_OR_HEAD = frozenset({"GET", "HEAD"})
+PREDICTING = frozenset({ROUTE_INDEX["/invocations"], ROUTE_INDEX["/v2/models/{name}/infer"]})
 ERROR_CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
@@ -78,10 +83,17 @@ class ServingApp:
         self._openapi = dumps(describe(model))
         self._v2_metadata = dumps(v2.metadata(model))
         self._server_metadata = dumps({"name": "mlci", "version": __version__, "extensions": []})
+        # Request ids this worker makes for requests that bring none: a prefix of its own and a counter.
+        self._id_prefix, self._ids = os.urandom(6).hex() + "-", itertools.count()
+        # The prediction being answered: the client's request id (None when it sent none), then the one used.
+        # `answer` sets and reads both around the handler, on the event loop's one thread.
+        self._client_id: str | None = None
+        self._request_id = ""
         # Path -> (route index for the metrics, handler, whether it takes a POST); the served model's v2 paths join
         # once routed (`_v2_route`), so the next request on them takes one lookup. No other path is kept.
         self._static: dict[str, Route] = {
             "/invocations": (ROUTE_INDEX["/invocations"], self._invocations, True),
+            "/feedback": (ROUTE_INDEX["/feedback"], self._feedback, True),
             "/healthz": (ROUTE_INDEX["/healthz"], self._live, False),
             "/readyz": (ROUTE_INDEX["/readyz"], self._ready, False),
             "/ping": (ROUTE_INDEX["/ping"], self._ready, False),
@@ -109,26 +121,27 @@ class ServingApp:
         entry = self._static.get(path)
         if entry is None:
             entry = self._v2_route(path)
-        body, content_type = b"", ""
+        body, content_type, request_id = b"", "", None
         if entry[2] and method == "POST" and entry[1] is not None:
             try:
-                body, content_type = await self._body(scope, receive)
+                body, content_type, request_id = await self._body(scope, receive)
             except RequestError as error:
                 entry = (entry[0], _refuse(error), True)
             except Disconnected:
                 self.metrics.record_request(entry[0], 400, perf_counter() - started)
                 return
-        status, payload, media, extra = self.answer(entry, method, path, body, content_type)
+        status, payload, media, extra = self.answer(entry, method, path, body, content_type, request_id)
         headers = [(b"content-type", media), (b"content-length", b"%d" % len(payload)), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload})
         self.metrics.record_request(entry[0], status, perf_counter() - started)
 
     def answer(
-        self, entry: Route, method: str, path: str, body: bytes, content_type: str
+        self, entry: Route, method: str, path: str, body: bytes, content_type: str, request_id: str | None = None
     ) -> tuple[int, bytes, bytes, tuple[tuple[bytes, bytes], ...]]:
         """The response to a request whose body has arrived: status, payload, media type and extra headers.
-        Shared by the ASGI app and the protocol's inline path for predictions (`protocol.py`)."""
+        Shared by the ASGI app and the protocol's inline path for predictions (`protocol.py`). A prediction's
+        response carries its request id in X-Request-Id: the client's `request_id`, else one made here."""
         route, handler, wants_post = entry
         try:
             if handler is None:
@@ -138,7 +151,12 @@ class ServingApp:
                 verb = "POST" if wants_post else "GET"
                 error = RequestError(f"{method} is not allowed on {path}; use {verb}", 405)
                 return *_error(error), ((b"allow", b"POST" if wants_post else b"GET, HEAD"),)
-            return *handler(path, body, content_type), ()
+            if route not in PREDICTING:
+                return *handler(path, body, content_type), ()
+            self._client_id = None if request_id is None else valid_request_id(request_id)
+            self._request_id = ""
+            answered = handler(path, body, content_type)
+            return *answered, ((b"x-request-id", self._request_id.encode("ascii")),)
         except RequestError as error:
             return *_error(error), ()
         except Exception as error:  # a bug or a model failure: report it, never crash the worker
@@ -158,20 +176,22 @@ class ServingApp:
                 routes[path.encode("ascii")] = entry
         return routes
 
-    async def _body(self, scope: dict[str, Any], receive: Receive) -> tuple[bytes, str]:
-        content_type = ""
+    async def _body(self, scope: dict[str, Any], receive: Receive) -> tuple[bytes, str, str | None]:
+        content_type, request_id = "", None
         for key, value in scope["headers"]:
             if key == b"content-type":
                 content_type = value.decode("latin-1")
             elif key == b"content-length":
                 self._declared(value)
+            elif key == b"x-request-id":
+                request_id = value.decode("latin-1")
         message = await receive()
         if message["type"] == "http.disconnect":
             raise Disconnected
         body = message.get("body", b"")
         if message.get("more_body"):
             body = await self._rest(body, receive)
-        return body, content_type
+        return body, content_type, request_id
 
     def _declared(self, value: bytes) -> None:
         """Refuse a body announced larger than the limit before reading it."""
@@ -244,23 +264,48 @@ class ServingApp:
 
     # -- handlers: (path, body, content type) -> (status, payload, media type) -------------------
 
-    def _score(self, batch: Batch) -> np.ndarray:
+    def _score(self, batch: Batch, request_id: str) -> np.ndarray:
+        """The model's output for a batch, recorded under its request id (rows `<request id>:<row index>`)."""
         assert self.runtime is not None  # the handlers answer 503 before parsing while the model loads
         output = self.runtime.predict(batch)
-        self.metrics.record_scored(batch, output)
+        self._request_id = request_id
+        self.metrics.record_scored(batch, output, request_key(request_id), request_id)
         return output
+
+    def _new_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):x}"
 
     def _invocations(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
         if self.runtime is None:
             raise RequestError("the model is still loading; retry when /readyz answers 200", status=503)
-        output = self._score(self.invocations.parse(body, content_type))
+        batch = self.invocations.parse(body, content_type)
+        output = self._score(batch, self._client_id or self._new_id())
         return 200, invocations.response(output), JSON
 
     def _v2_infer(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
         if self.runtime is None:
             raise RequestError("the model is still loading; retry when /v2/health/ready answers 200", status=503)
-        batch, request_id = self.v2.parse(body)
-        return 200, v2.response(self.model, self._score(batch), request_id), JSON
+        batch, body_id = self.v2.parse(body)
+        # The rows' ids: the client's X-Request-Id, else the request's own id, else one made here. The response's
+        # `id` echoes the request's (the protocol's rule), else the one used.
+        used = self._client_id or body_id or self._new_id()
+        output = self._score(batch, used)
+        return 200, v2.response(self.model, output, body_id or used), JSON
+
+    def _feedback(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+        """Ground truth for earlier predictions, by prediction id: counted per outcome, never refused for an id
+        this server does not hold (unknown, evicted or older than the window: unmatched)."""
+        store = self.metrics.store
+        if store is None:
+            raise RequestError("this server keeps no predictions for feedback (--feedback-capacity 0)", status=404)
+        classes = self.metrics.layout.classes
+        feedback = parse_feedback(body, classes, self.limits.max_rows)
+        self.metrics.flush()  # this worker's latest predictions into the store
+        found, predicted = store.lookup(feedback.keys, time.time())
+        figures = score(feedback, found, predicted, classes)
+        self.metrics.record_feedback(figures)
+        return 200, dumps({k: int(v) if k in ("correct", "wrong", "matched", "unmatched") else v
+                           for k, v in figures.items()}), JSON  # fmt: skip
 
     def _live(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
         return 200, b'{"live":true}', JSON

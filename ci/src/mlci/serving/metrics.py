@@ -16,6 +16,7 @@ CPU between requests (bench/serve_limit.py measures the difference).
 from __future__ import annotations
 
 import mmap
+import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from ..model.baseline import Baseline
 from .dataplane import Batch
 from .drift import DriftWindow, psi
+from .feedback import PredictionLog, PredictionStore, row_keys
 
 ROUTES = (
     "/invocations",
@@ -43,6 +45,7 @@ ROUTES = (
     "/version",
     "/metrics",
     "/openapi.json",
+    "/feedback",
     "other",
 )
 ROUTE_INDEX = {route: i for i, route in enumerate(ROUTES)}
@@ -52,6 +55,8 @@ CODE_INDEX = {code: i for i, code in enumerate(CODES)}
 # Queued outputs are counted at once when this many rows wait (a flush is otherwise due within a second).
 FLUSH_ROWS = 65_536
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+FEEDBACK_CLASSES = ("correct", "wrong", "unmatched")
+FEEDBACK_VALUES = ("matched", "unmatched", "absolute_error", "squared_error")
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
@@ -93,8 +98,17 @@ class Layout:
         return self.window_rows + 1
 
     @property
-    def width(self) -> int:
+    def feedback(self) -> int:
         return self.drift + self.features * self.bins
+
+    @property
+    def feedback_cells(self) -> tuple[str, ...]:
+        """The feedback figures counted: outcomes for classes; matched, unmatched and error sums for values."""
+        return FEEDBACK_CLASSES if self.classes else FEEDBACK_VALUES
+
+    @property
+    def width(self) -> int:
+        return self.feedback + len(self.feedback_cells)
 
 
 def shared_slab(workers: int, width: int) -> np.ndarray:
@@ -115,8 +129,12 @@ class ServerMetrics:
         baseline: Baseline | None,
         window: int,
         trained_at: str | None = None,
+        store: PredictionStore | None = None,
+        prediction_log: PredictionLog | None = None,
     ) -> None:
         self.layout = layout
+        self.worker = worker
+        self.store, self.prediction_log = store, prediction_log
         self._trained = _timestamp(trained_at)
         self.slab = slab
         self.row = slab[worker]
@@ -124,11 +142,8 @@ class ServerMetrics:
         self._info = dict(info)
         self.baseline = baseline
         self._expected = baseline.fraction_matrix() if baseline else None
-        self.window = (
-            DriftWindow(baseline, window, self.row[layout.drift : layout.width].reshape(layout.features, layout.bins))
-            if baseline
-            else None
-        )
+        drift_cells = self.row[layout.drift : layout.feedback].reshape(layout.features, layout.bins)
+        self.window = DriftWindow(baseline, window, drift_cells) if baseline else None
         # Scored batches wait here to be binned (a matrix, or columns by name), newest last, at most a window's
         # worth of rows beyond the oldest batch: older rows would be evicted from the window before anyone read it.
         self._pending: deque[Batch] = deque()
@@ -137,6 +152,9 @@ class ServerMetrics:
         # Model outputs wait here to be counted: probabilities of the layout's classes, or predicted numbers.
         self._outputs: list[np.ndarray] = []
         self._output_rows = 0
+        # And their requests' keys and ids (feedback.py), one per output.
+        self._keys: list[int] = []
+        self._ids: list[str] = []
         # The layout's offsets as plain ints: they are read on every request.
         self._latency, self._stride = layout.latency, layout.latency_stride
         self._predictions, self._score = layout.predictions, layout.score
@@ -152,16 +170,21 @@ class ServerMetrics:
         cells[base + len(LATENCY_BUCKETS) + 1] += seconds
         cells[base + len(LATENCY_BUCKETS) + 2] += 1.0
 
-    def record_scored(self, batch: Batch, output: np.ndarray) -> None:
-        """Queue what a request scored: its output for the prediction metrics, its rows for the drift window (a
-        window's worth at most). Counted at the next `flush`; one that lags far behind is flushed here."""
+    def record_scored(self, batch: Batch, output: np.ndarray, key: int = 0, request_id: str = "") -> None:
+        """Queue what a request scored: its output for the prediction metrics (and, under its request's key, for
+        feedback), its rows for the drift window (a window's worth at most). Counted at the next `flush`; one that
+        lags far behind is flushed here."""
         if self._classes:
             if output.ndim == 2 and output.shape[1] == self._classes:
                 self._outputs.append(output)
                 self._output_rows += output.shape[0]
+                self._keys.append(key)
+                self._ids.append(request_id)
         elif self.layout.values and output.size == output.shape[0]:  # a number per row: (rows,) or (rows, 1)
             self._outputs.append(output.reshape(-1))
             self._output_rows += output.shape[0]
+            self._keys.append(key)
+            self._ids.append(request_id)
         if self.window is not None:
             pending = self._pending
             pending.append(batch)
@@ -175,15 +198,31 @@ class ServerMetrics:
         """Count the queued outputs and bin the queued rows into the drift window."""
         if self._outputs:
             outputs, self._outputs, self._output_rows = self._outputs, [], 0
+            keys, self._keys, ids, self._ids = self._keys, [], self._ids, []
             joined = np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
-            if self._classes:
-                self._count_predictions(joined)
-            else:
-                self._count_values(joined)
+            predicted = self._count_predictions(joined) if self._classes else self._count_values(joined)
+            if self.store is not None or self.prediction_log is not None:
+                self._keep(keys, ids, [len(o) for o in outputs], predicted)
         self._flush_drift()
 
-    def _count_predictions(self, proba: np.ndarray) -> None:
-        """Count each row's predicted class and the probability it was given."""
+    def _keep(self, keys: list[int], ids: list[str], rows: list[int], predicted: np.ndarray) -> None:
+        """The rows just counted into the prediction store, and the sampled ones into the prediction log."""
+        every = row_keys(np.array(keys, dtype=np.uint64), np.array(rows, dtype=np.int64))
+        if self.store is not None:
+            self.store.record(self.worker, every, predicted, time.time())
+        if self.prediction_log is not None:
+            classes = self.layout.classes
+            shown = [classes[int(i)] for i in predicted] if classes else predicted.tolist()
+            self.prediction_log.write(ids, rows, every, shown)
+
+    def record_feedback(self, figures: dict[str, float]) -> None:
+        """Add one feedback request's figures (feedback.score) to this worker's counts."""
+        base = self.layout.feedback
+        for i, name in enumerate(self.layout.feedback_cells):
+            self._cells[base + i] += figures[name]
+
+    def _count_predictions(self, proba: np.ndarray) -> np.ndarray:
+        """Count each row's predicted class and the probability it was given; the classes' indices."""
         cells, score_at, stride = self._cells, self._score, len(SCORE_BUCKETS)
         best_index = proba.argmax(axis=1)
         best_score = proba.max(axis=1).astype(np.float64)
@@ -194,15 +233,17 @@ class ServerMetrics:
         )
         cells[score_at + stride + 1] += float(best_score.sum())
         cells[score_at + stride + 2] += proba.shape[0]
+        return np.asarray(best_index, dtype=np.float64)
 
-    def _count_values(self, output: np.ndarray) -> None:
-        """Count each row's predicted number into the predicted-value histogram."""
+    def _count_values(self, output: np.ndarray) -> np.ndarray:
+        """Count each row's predicted number into the predicted-value histogram; the numbers."""
         values, base = self.layout.values, self.layout.value
         predicted = output.astype(np.float64)
         counts = np.bincount(np.searchsorted(values, predicted, side="left"), minlength=len(values) + 1)
         self.row[base : base + len(values) + 1] += counts
         self._cells[base + len(values) + 1] += float(predicted.sum())
         self._cells[base + len(values) + 2] += predicted.size
+        return predicted
 
     def _flush_drift(self) -> None:
         if self.window is None or self.baseline is None or not self._pending_rows:
@@ -265,8 +306,9 @@ class ServerMetrics:
             value = HistogramMetricFamily("mlci_prediction_value", "The number predicted, per row scored (regression).")
             value.add_metric([], *_histogram(layout.values, total, layout.value))
             yield value
+        yield from self._feedback_families(total)
         if self.baseline is not None and self._expected is not None:
-            counts = total[layout.drift : layout.width].reshape(layout.features, layout.bins)
+            counts = total[layout.drift : layout.feedback].reshape(layout.features, layout.bins)
             yield GaugeMetricFamily(
                 "mlci_drift_window_rows",
                 "Rows in the drift window (summed over workers).",
@@ -280,6 +322,28 @@ class ServerMetrics:
             for name, value in zip(self.baseline.features, psi(counts, self._expected), strict=True):
                 drift.add_metric([name], float(value))
             yield drift
+
+    def _feedback_families(self, total: np.ndarray) -> Iterator[Metric]:
+        """Ground truth that came back (POST /feedback), by the version that made the predictions."""
+        layout, version = self.layout, self._info.get("version", "")
+        cells = dict(zip(layout.feedback_cells, total[layout.feedback : layout.width].tolist(), strict=True))
+        outcomes = CounterMetricFamily(
+            "mlci_feedback",
+            "Rows of feedback by outcome: correct or wrong prediction, or no prediction of that id in the window."
+            if layout.classes
+            else "Rows of feedback: matched to a prediction in the window, or not.",
+            labels=["version", "outcome"],
+        )
+        for outcome in ("correct", "wrong", "unmatched") if layout.classes else ("matched", "unmatched"):
+            outcomes.add_metric([version, outcome], cells[outcome])
+        yield outcomes
+        if not layout.classes:
+            for name, what in (("absolute_error", "absolute"), ("squared_error", "squared")):
+                family = CounterMetricFamily(
+                    f"mlci_feedback_{name}", f"Sum of the {what} errors of the matched rows.", labels=["version"]
+                )
+                family.add_metric([version], cells[name])
+                yield family
 
 
 def _histogram(bounds: tuple[float, ...], total: np.ndarray, base: int) -> tuple[list[tuple[str, float]], float]:

@@ -102,6 +102,36 @@ def describe(model: ServedModel) -> dict[str, Any]:
         "schema": {"type": "string", "enum": [model.name]},
     }
     health = {"get": {"responses": {"200": _plain("yes"), "503": _plain("not yet")}}}
+    request_id = {
+        "name": "X-Request-Id",
+        "in": "header",
+        "required": False,
+        "description": "The request's id; its rows' prediction ids are `<id>:<row index>`. Made when absent.",
+        "schema": {"type": "string", "pattern": "^[!-~]{1,128}$"},
+    }
+    echoed = {"X-Request-Id": {"description": "The request's id", "schema": {"type": "string"}}}
+    label = (
+        {"label": {"oneOf": [{"type": "string"}, {"type": "integer"}]}}
+        if model.output.kind == "probabilities"
+        else {"value": {"type": "number"}}
+    )
+    feedback = {
+        "type": "object",
+        "required": ["feedback"],
+        "additionalProperties": False,
+        "properties": {
+            "feedback": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["id", *label],
+                    "additionalProperties": False,
+                    "properties": {"id": {"type": "string"}, **label},
+                },
+            }
+        },
+    }
     return {
         "openapi": "3.0.3",
         "info": {"title": f"{model.name} (mlci serve)", "version": f"{model.version} / mlci {__version__}"},
@@ -109,12 +139,14 @@ def describe(model: ServedModel) -> dict[str, Any]:
             "/invocations": {
                 "post": {
                     "summary": "Score rows (MLflow scoring protocol)",
+                    "parameters": [request_id],
                     # text/csv is accepted too (a header row, then rows); JSON is what this schema can describe.
                     "requestBody": {"required": True, "content": {"application/json": {"schema": invocation}}},
                     "responses": {
                         "200": _plain(
                             "predictions", {"type": "object", "properties": {"predictions": {"type": "array"}}}
-                        ),
+                        )
+                        | {"headers": echoed},
                         **bad,
                         "415": _error("the content type is neither JSON nor CSV"),
                     },
@@ -123,9 +155,13 @@ def describe(model: ServedModel) -> dict[str, Any]:
             "/v2/models/{name}/infer": {
                 "post": {
                     "summary": "Score rows (Open Inference Protocol v2)",
-                    "parameters": [name_parameter],
+                    "parameters": [name_parameter, request_id],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": infer}}},
-                    "responses": {"200": _plain("outputs", {"type": "object"}), **bad, "404": _error("no such model")},
+                    "responses": {
+                        "200": _plain("outputs", {"type": "object"}) | {"headers": echoed},
+                        **bad,
+                        "404": _error("no such model"),
+                    },
                 }
             },
             "/v2/models/{name}": {
@@ -138,6 +174,17 @@ def describe(model: ServedModel) -> dict[str, Any]:
                 "get": {
                     "parameters": [name_parameter],
                     "responses": {"200": _plain("ready"), "503": _plain("not yet"), "404": _error("no such model")},
+                }
+            },
+            "/feedback": {
+                "post": {
+                    "summary": "Ground truth for earlier predictions, by prediction id (unknown ids: unmatched)",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": feedback}}},
+                    "responses": {
+                        "200": _plain("what the feedback counted", {"type": "object"}),
+                        **bad,
+                        "404": _error("this server keeps no predictions (--feedback-capacity 0)"),
+                    },
                 }
             },
             "/v2": {"get": {"responses": {"200": _plain("server metadata", {"type": "object"})}}},

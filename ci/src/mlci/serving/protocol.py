@@ -59,8 +59,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._since: float | None = None  # when the request now arriving began (or the connection opened)
-        # The prediction now arriving, when it is answered inline: its route, content type and start; its body.
-        self._inline: tuple[Route, str, float] | None = None
+        # The prediction now arriving, when it is answered inline: its route, content type, start and request id
+        # (X-Request-Id, if the client sent one); its body.
+        self._inline: tuple[Route, str, float, str | None] | None = None
         self._chunks: list[bytes] = []
         self._draining = False  # the server is stopping: answer the request arriving, then close
         self._unsent = 0  # inline answers made but not yet written
@@ -88,16 +89,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if entry is None or not self._inline_ok():
             super().on_headers_complete()
             return
-        content_type, length = "", -1
+        content_type, length, request_id = "", -1, None
         for name, value in self.headers:
             if name == b"content-length":
                 length = int(value) if value.isdigit() else -1
             elif name == b"content-type":
                 content_type = value.decode("latin-1")
+            elif name == b"x-request-id":
+                request_id = value.decode("latin-1")
         if not 0 <= length <= self.max_body_bytes:  # chunked, malformed or too large: the ASGI app words it
             super().on_headers_complete()
             return
-        self._inline, self._chunks = (entry, content_type, perf_counter()), []
+        self._inline, self._chunks = (entry, content_type, perf_counter(), request_id), []
 
     def shutdown(self) -> None:
         """A graceful stop: a prediction still arriving (or answered, not yet written) is answered, then its
@@ -128,19 +131,23 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._inline is None:
             super().on_message_complete()
             return
-        (route, handler, post), content_type, started = self._inline
+        (route, handler, post), content_type, started, request_id = self._inline
         self._inline = None
         body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
         self._chunks = []
         serving = self.serving
         assert serving is not None
         path = self.url.decode("ascii")
-        status, payload, media, _ = serving.answer((route, handler, post), "POST", path, body, content_type)
+        status, payload, media, extra = serving.answer(
+            (route, handler, post), "POST", path, body, content_type, request_id
+        )
         keep_alive = not self._draining and self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += (name, b": ", value, b"\r\n")
         head.append(b"content-type: %s\r\ncontent-length: %d\r\n" % (media, len(payload)))
+        for name, value in extra:
+            head += (name, b": ", value, b"\r\n")
         if not keep_alive:
             head.append(b"connection: close\r\n")
         head += (b"\r\n", payload)

@@ -22,6 +22,7 @@ import uvicorn
 
 from ..model.manifest import ServedModel
 from .app import Limits, ServingApp
+from .feedback import PredictionLog, PredictionStore
 from .metrics import Layout, ServerMetrics, shared_slab
 from .protocol import guarded
 from .runtime import load_runtime
@@ -41,6 +42,10 @@ class ServeOptions:
     log_level: str = "info"
     read_timeout: float = 10.0  # seconds a request may take to arrive, headers and body; then 408
     max_connections: int = 1000  # open connections per worker; beyond, 503 with Retry-After
+    feedback_capacity: int = 100_000  # recent predictions each worker keeps for /feedback (0: none)
+    feedback_window_s: float = 3600.0  # feedback older than this after its prediction is unmatched
+    prediction_log: str | None = None  # a file (or "-", stdout) of sampled predictions, JSON lines
+    prediction_log_sample: float = 1.0  # the share of rows logged
 
 
 class _Server(uvicorn.Server):
@@ -90,7 +95,13 @@ def _loop() -> str:
 
 
 def _run_worker(
-    index: int, model: ServedModel, options: ServeOptions, sock: socket.socket, slab: Any, layout: Layout
+    index: int,
+    model: ServedModel,
+    options: ServeOptions,
+    sock: socket.socket,
+    slab: Any,
+    layout: Layout,
+    store: PredictionStore | None,
 ) -> int:
     info = {
         "name": model.name,
@@ -99,7 +110,11 @@ def _run_worker(
         "runtime": model.runtime,
         "flavor": model.flavor,
     }
-    metrics = ServerMetrics(layout, slab, index, info, model.baseline, options.drift_window, model.trained_at)
+    log_file = options.prediction_log
+    predictions = PredictionLog(log_file, options.prediction_log_sample, model.version) if log_file else None
+    metrics = ServerMetrics(
+        layout, slab, index, info, model.baseline, options.drift_window, model.trained_at, store, predictions
+    )
     exit_code = 0
     server: _Server | None = None
 
@@ -147,6 +162,11 @@ def serve(model: ServedModel, options: ServeOptions) -> int:
     baseline = model.baseline
     layout = Layout(classes, len(baseline.features) if baseline else 0, baseline.bins if baseline else 0, edges)
     slab = shared_slab(options.workers, layout.width)
+    store = (
+        PredictionStore(options.workers, options.feedback_capacity, options.feedback_window_s)
+        if options.feedback_capacity
+        else None
+    )
     host, port = sock.getsockname()[:2]
     log.info(
         "serving %s version %s (%s, sha256 %s) on http://%s:%s with %d worker(s), %d thread(s) each",
@@ -160,11 +180,18 @@ def serve(model: ServedModel, options: ServeOptions) -> int:
         options.threads,
     )
     if options.workers == 1:
-        return _run_worker(0, model, options, sock, slab, layout)
-    return _supervise(model, options, sock, slab, layout)
+        return _run_worker(0, model, options, sock, slab, layout, store)
+    return _supervise(model, options, sock, slab, layout, store)
 
 
-def _supervise(model: ServedModel, options: ServeOptions, sock: socket.socket, slab: Any, layout: Layout) -> int:
+def _supervise(
+    model: ServedModel,
+    options: ServeOptions,
+    sock: socket.socket,
+    slab: Any,
+    layout: Layout,
+    store: PredictionStore | None,
+) -> int:
     children: dict[int, int] = {}
     stopping = False
 
@@ -189,7 +216,7 @@ def _supervise(model: ServedModel, options: ServeOptions, sock: socket.socket, s
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
                 code = 1
                 try:
-                    code = _run_worker(index, model, options, sock, slab, layout)
+                    code = _run_worker(index, model, options, sock, slab, layout, store)
                 finally:
                     os._exit(code)
             children[pid] = index
