@@ -2,6 +2,8 @@
 // custom resources included; prints a JSON list of the failures. A kind no package knows is a failure too.
 const CUSTOM = {
   "argoproj.io/v1alpha1": ["@kubernetes-models/argo-rollouts", "@kubernetes-models/argo-cd"],
+  "gateway.networking.k8s.io/v1": ["@kubernetes-models/gateway-api"],
+  "keda.sh/v1alpha1": ["@kubernetes-models/keda"],
   "monitoring.coreos.com/v1": ["@kubernetes-models/prometheus-operator"],
   "policies.kyverno.io/v1": ["@kubernetes-models/kyverno"],
 };

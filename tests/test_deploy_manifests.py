@@ -81,7 +81,7 @@ def schema_failures(objects: list[dict]) -> list[dict]:
 
 def test_the_base_and_the_overlay_render(rendered):
     kinds = sorted(o["kind"] for o in rendered["base"])
-    assert kinds == sorted(["AnalysisTemplate", "CronJob", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy",
+    assert kinds == sorted(["AnalysisTemplate", "CronJob", "HorizontalPodAutoscaler", "HTTPRoute", "NetworkPolicy",
                             "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule", "Rollout", "Service", "Service",
                             "ServiceAccount", "ServiceMonitor"])  # fmt: skip
     staging = rendered["staging"]
@@ -105,6 +105,17 @@ def test_the_canary_steps_and_services_are_wired(rendered):
     assert len(analysed) == 2 and all(canary["steps"][i + 1].get("setWeight") in (50, 100) for i in analysed)
     services = {o["metadata"]["name"] for o in rendered["staging"] if o["kind"] == "Service"}
     assert {canary["canaryService"], canary["stableService"]} == services
+    # The weights go through the Gateway API plugin that k8s/argo-rollouts/ registers, onto the HTTPRoute's two
+    # backends (stable first, all the traffic outside a canary), the route attached to k8s/gateway/'s Gateway.
+    [(plugin, settings)] = canary["trafficRouting"]["plugins"].items()
+    registered = yaml.safe_load((TEMPLATE / "k8s" / "argo-rollouts" / "config.yaml").read_text())["data"]
+    assert [p["name"] for p in yaml.safe_load(registered["trafficRouterPlugins"])] == [plugin]
+    route = by_kind(rendered["staging"], "HTTPRoute")
+    assert settings == {"httpRoute": route["metadata"]["name"]}
+    backends = [(b["name"], b["weight"]) for b in route["spec"]["rules"][0]["backendRefs"]]
+    assert backends == [(canary["stableService"], 100), (canary["canaryService"], 0)]
+    gateway = yaml.safe_load((TEMPLATE / "k8s" / "gateway" / "gateway.yaml").read_text())
+    assert route["spec"]["parentRefs"] == [{"name": gateway["metadata"]["name"], "namespace": "gateway"}]
     template = by_kind(rendered["staging"], "AnalysisTemplate")
     used = {t["templateName"] for i in analysed for t in canary["steps"][i]["analysis"]["templates"]}
     assert used == {template["metadata"]["name"]}

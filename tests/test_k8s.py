@@ -16,7 +16,7 @@ from bakery import TEMPLATE, bake, run
 from mlci.gitops.proposal import DeployProposal
 
 K8S = TEMPLATE / "k8s"
-FOLDERS = ["argocd", "argo-rollouts", "runners", "mlflow", "admission"]
+FOLDERS = ["argocd", "argo-rollouts", "gateway", "runners", "mlflow", "admission"]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,8 @@ def test_every_folder_renders_and_every_object_matches_its_schema(rendered):
     kinds = {folder: sorted(o["kind"] for o in objects) for folder, objects in rendered.items()}
     assert kinds == {
         "argocd": ["AppProject", "ApplicationSet"],
-        "argo-rollouts": ["ConfigMap"],
+        "argo-rollouts": ["ClusterRole", "ClusterRoleBinding", "ConfigMap"],
+        "gateway": ["Gateway", "Namespace"],
         "runners": ["ConfigMap"],
         "mlflow": ["Deployment", "Namespace", "NetworkPolicy", "Service", "ServiceAccount"],
         "admission": ["ImageValidatingPolicy"],
