@@ -223,7 +223,7 @@ def test_promtool_accepts_the_alert_rules(rendered, tmp_path):
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     done = run([promtool(), "check", "rules", "rules.yaml"], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 rules found" in done.stdout
+    assert "6 rules found" in done.stdout
 
 
 def test_the_canary_queries_are_valid_promql(rendered, tmp_path):
@@ -242,20 +242,41 @@ def test_the_canary_queries_are_valid_promql(rendered, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+# Where each alert must fire: `bad` holds every fault at once, the autoscaler at its limit; `scaling` only a slow
+# p99 while the autoscaler can still add replicas; `good` nothing.
+FIRES_IN = {"ModelLatencyRemediating": "scaling"}
+
+
 def alert_tests(rule: dict) -> dict:
-    """promtool rule tests: in the namespace `bad` each alert's condition holds long enough to fire, in `good`
-    the same series stay healthy; the alert must fire for `bad` only."""
+    """promtool rule tests: each alert's condition holds long enough to fire in its namespace (FIRES_IN, else
+    `bad`), and the same series stay healthy elsewhere; the alert must fire there only, and not before its `for:`."""
     job = f'job="{PROJECT}-stable"'
     prediction = 'route="/invocations"'
+    hpa = f'horizontalpodautoscaler="{PROJECT}"'
     series = []
-    for namespace, errors, slow, psi, trained in (("bad", 10, True, 0.5, -40 * 86400), ("good", 0, False, 0.1, 0)):
+    cases = (  # namespace, 5xx a minute, slow, psi, trained, replicas, feedback (correct, wrong) a minute, rmse
+        ("bad", 10, True, 0.5, -40 * 86400, 10, (2, 2), 80.0),
+        ("scaling", 0, True, 0.1, 0, 4, (4, 0), 10.0),
+        ("good", 0, False, 0.1, 0, 2, (4, 0), 10.0),
+    )
+    for namespace, errors, slow, psi, trained, replicas, (correct, wrong), rmse in cases:
         where = f'{job},namespace="{namespace}"'
+        matched = correct + wrong
         series += [
             {"series": f'mlci_requests_total{{{where},{prediction},code="200"}}', "values": "0+90x180"},
             {"series": f'mlci_requests_total{{{where},{prediction},code="500"}}', "values": f"0+{errors}x180"},
             {"series": f'mlci_feature_psi{{{where},feature="mean radius"}}', "values": f"{psi}x180"},
             {"series": f"mlci_model_trained_timestamp_seconds{{{where}}}", "values": f"{trained}x180"},
-        ]
+            {"series": f'mlci_feedback_total{{{where},version="1",outcome="correct"}}', "values": f"0+{correct}x180"},
+            {"series": f'mlci_feedback_total{{{where},version="1",outcome="wrong"}}', "values": f"0+{wrong}x180"},
+            {"series": f'mlci_feedback_total{{{where},version="1",outcome="matched"}}', "values": f"0+{matched}x180"},
+            {"series": f'mlci_feedback_squared_error_total{{{where},version="1"}}',
+             "values": f"0+{matched * rmse**2}x180"},
+            {"series": f'kube_horizontalpodautoscaler_status_current_replicas{{{hpa},namespace="{namespace}"}}',
+             "values": f"{replicas}x180"},
+            {"series": f'kube_horizontalpodautoscaler_spec_max_replicas{{{hpa},namespace="{namespace}"}}',
+             "values": "10x180"},
+        ]  # fmt: skip
         for le in ("0.005", "0.05", "0.1", "+Inf"):
             under = 100 if (le in ("0.1", "+Inf") or not slow) else 0
             series.append({"series": f'mlci_request_duration_seconds_bucket{{{where},{prediction},le="{le}"}}',
@@ -263,7 +284,7 @@ def alert_tests(rule: dict) -> dict:
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     checks = []
     for name, spec in alerts.items():
-        labels = {**spec.get("labels", {}), "namespace": "bad"}
+        labels = {**spec.get("labels", {}), "namespace": FIRES_IN.get(name, "bad")}
         if name == "ModelInputDrift":
             labels["feature"] = "mean radius"
         expected = {"exp_labels": labels, "exp_annotations": spec.get("annotations", {})}
@@ -273,11 +294,44 @@ def alert_tests(rule: dict) -> dict:
             "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": checks}]}  # fmt: skip
 
 
-def test_each_alert_fires_on_bad_series_and_stays_quiet_on_good_ones(rendered, tmp_path):
-    rule = by_kind(rendered["staging"], "PrometheusRule")
+@pytest.fixture(scope="module")
+def regression_rule(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The PrometheusRule of a regression project: its live-quality alert reads the error sums."""
+    project = bake(tmp_path_factory.mktemp("regression"), task="regression")
+    return by_kind(kustomize(project / "deploy"), "PrometheusRule")
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_each_alert_fires_on_bad_series_and_stays_quiet_on_good_ones(rendered, regression_rule, task, tmp_path):
+    rule = by_kind(rendered["staging"], "PrometheusRule") if task == "classification" else regression_rule
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(alert_tests(rule)))
     done = run([promtool(), "test", "rules", "tests.yaml"], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]} == {
-        "ModelHighErrorRatio", "ModelHighLatency", "ModelInputDrift", "ModelStale"}  # fmt: skip
+        "ModelHighErrorRatio", "ModelLatencyRemediating", "ModelLatencySLOBroken", "ModelLiveQualityLow",
+        "ModelInputDrift", "ModelStale"}  # fmt: skip
+
+
+def test_the_autoscaler_scales_on_the_request_rate_and_p99_that_prometheus_adapter_serves(rendered, tmp_path):
+    """hpa.yaml's per-pod metrics are the ones k8s/prometheus-adapter/ names, and the adapter's queries, their
+    templates filled in as it fills them, are valid PromQL."""
+    hpa = by_kind(rendered["staging"], "HorizontalPodAutoscaler")["spec"]
+    wanted = {m["pods"]["metric"]["name"] for m in hpa["metrics"] if m["type"] == "Pods"}
+    assert {m["resource"]["name"] for m in hpa["metrics"] if m["type"] == "Resource"} == {"cpu"}
+    adapter = yaml.safe_load((TEMPLATE / "k8s" / "prometheus-adapter" / "values.yaml").read_text())
+    served = {rule["name"]["as"]: rule for rule in adapter["rules"]["custom"]}
+    assert wanted == set(served) == {"mlci_prediction_requests_per_second", "mlci_prediction_p99_seconds"}
+    fill = {"<<.Series>>": "", "<<.LabelMatchers>>": 'namespace="ns",pod=~"p-.*"', "<<.GroupBy>>": "pod"}
+    rules = []
+    for name, rule in served.items():
+        query = rule["metricsQuery"]
+        series = rule["seriesQuery"].split("{")[0]
+        assert re.fullmatch(rule["name"]["matches"], series), (name, series)
+        for template, value in fill.items():
+            query = query.replace(template, series if template == "<<.Series>>" else value)
+        assert "<<" not in query
+        rules.append({"record": f"adapter:{name}", "expr": query})
+    (tmp_path / "adapter.yaml").write_text(yaml.safe_dump({"groups": [{"name": "adapter", "rules": rules}]}))
+    done = run([promtool(), "check", "rules", "adapter.yaml"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -501,7 +501,7 @@ def retrain_trigger(
     prometheus: Annotated[str, typer.Option(help="Prometheus's URL")],
     namespace: Annotated[str, typer.Option(help="The namespace whose alerts count")],
     repo: Annotated[str, typer.Option(help="The project's repo on GitHub: owner/name")],
-    alert: Annotated[str, typer.Option(help="The alert that calls for retraining")] = "ModelInputDrift",
+    alert: Annotated[list[str] | None, typer.Option(help="An alert that calls for retraining (repeatable)")] = None,
     event: Annotated[str, typer.Option(help="The repository_dispatch event type")] = "model-drift",
     every: Annotated[float, typer.Option(help="Seconds between runs: an alert is new for one run")] = 900,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be dispatched")] = False,
@@ -509,7 +509,8 @@ def retrain_trigger(
         str | None, typer.Option(help="The run's time, ISO 8601 (default: now; a missed run's slot to replay it)")
     ] = None,
 ) -> None:
-    """Send repository_dispatch once per activation of a drift alert in a namespace (token: $GITHUB_TOKEN)."""
+    """Send repository_dispatch once per activation of a retraining alert in a namespace (input drift, and live
+    quality from feedback, by default; token: $GITHUB_TOKEN)."""
     from datetime import datetime
 
     from .gitops.retrain import retrain_trigger as run_trigger
@@ -520,8 +521,9 @@ def retrain_trigger(
             when = datetime.fromisoformat(at.replace("Z", "+00:00"))
         except ValueError:
             raise MlciError(f"--at {at!r} is not an ISO 8601 time") from None
-    fresh = run_trigger(prometheus, namespace, repo, alert, event, every, dry_run, at=when, log=_say)
-    typer.echo(f"retrain-trigger: {len(fresh)} new {alert} alert(s) in {namespace}")
+    for name in alert or ["ModelInputDrift", "ModelLiveQualityLow"]:
+        fresh = run_trigger(prometheus, namespace, repo, name, event, every, dry_run, at=when, log=_say)
+        typer.echo(f"retrain-trigger: {len(fresh)} new {name} alert(s) in {namespace}")
 
 
 def _app(name: str | None) -> str:
