@@ -19,8 +19,9 @@ from bakery import SHARED_VENVS  # noqa: E402
 os.environ.setdefault("PRE_COMMIT_HOME", str(ROOT / "build" / "pre-commit-cache"))
 
 
-# The longest scopes first (worker seconds in one run of the suite here, longest first): xdist's loadscope hands
-# scopes out in collection order, so these start before the short ones, which then even out the workers' ends.
+# The longest scopes first (worker seconds in one run of the suite here, longest first): with
+# --no-loadscope-reorder (make test), xdist's loadscope hands scopes out in collection order, so these start
+# before the short ones, which then even out the workers' ends (its own order is by number of tests).
 LONGEST_FIRST = (
     "tests/test_pipeline.py::TestSklearnProject",  # 308 s
     "tests/test_pipeline.py::TestPytorchProject",  # 176 s
