@@ -53,7 +53,7 @@ demo: setup ## The whole loop on the defaults, offline: train, certify, image, d
 	python scripts/demo.py
 
 test: setup ## Every test: render all options, validate inputs, run both frameworks for real.
-	pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
+	pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 test-fast: setup ## The tests that bake but run no pipeline.
 	pytest -n $(PYTEST_WORKERS) -m "not slow"

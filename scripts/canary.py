@@ -52,15 +52,30 @@ class Fleet:
         return float(answer["data"]["result"][1])
 
     def measure(self, canary: str, stable: str = "stable") -> dict[str, tuple[float, bool]]:
-        """Each metric of the template for this canary against the stable: its value and its verdict."""
+        """Each metric of the template for this canary against the stable: its value and whether it lets the
+        rollout go on (an inconclusive measurement does, where the metric's inconclusiveLimit allows it)."""
         args = {"namespace": self.namespace, "canary-hash": canary, "stable-hash": stable}
         results = {}
         for metric in self.template["spec"]["metrics"]:
             query = re.sub(r"\{\{args\.([a-z-]+)\}\}", lambda m: args[m.group(1)],
                            metric["provider"]["prometheus"]["query"])  # fmt: skip
             value = self.query(query)
-            results[metric["name"]] = (value, success(metric["successCondition"], value))
+            outcome = verdict(metric, value)
+            results[metric["name"]] = (
+                value,
+                outcome if outcome is not None else metric.get("inconclusiveLimit", 0) > 0,
+            )
         return results
+
+
+def verdict(metric: dict, result: float) -> bool | None:
+    """A measurement as Argo Rollouts judges it: with only a successCondition, it passes or fails; with a
+    failureCondition too, a value that meets neither (NaN: nothing to measure) is inconclusive (None)."""
+    if "failureCondition" not in metric:
+        return success(metric["successCondition"], result)
+    if success(metric["failureCondition"], result):
+        return False
+    return True if success(metric["successCondition"], result) else None
 
 
 def success(condition: str, result: float) -> bool:

@@ -10,6 +10,7 @@ print `mlci status`. Everything lands in build/demo/ (git-ignored); every step p
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -164,7 +165,8 @@ def main() -> None:
         "\n".join(
             f"             {name}: "
             + ", ".join(
-                f"{metric} {value:.4f} {'ok' if passed else 'FAILED'}" for metric, (value, passed) in results.items()
+                f"{metric} {value:.4f} {'FAILED' if not passed else 'inconclusive' if math.isnan(value) else 'ok'}"
+                for metric, (value, passed) in results.items()
             )
             + ("  -> promoted" if all(p for _, p in results.values()) else "  -> aborted, traffic stays on stable")
             for name, results in analysis.items()

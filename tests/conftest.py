@@ -19,35 +19,6 @@ from bakery import SHARED_VENVS  # noqa: E402
 os.environ.setdefault("PRE_COMMIT_HOME", str(ROOT / "build" / "pre-commit-cache"))
 
 
-# The longest scopes first (worker seconds in one run of the suite here, longest first): with
-# --no-loadscope-reorder (make test), xdist's loadscope hands scopes out in collection order, so these start
-# before the short ones, which then even out the workers' ends (its own order is by number of tests).
-LONGEST_FIRST = (
-    "tests/test_pipeline.py::TestSklearnProject",  # 308 s
-    "tests/test_pipeline.py::TestPytorchProject",  # 176 s
-    "tests/test_images.py",  # 154 s
-    "tests/test_demo.py",  # 135 s
-    "tests/test_canary.py",  # 88 s
-    "tests/test_pipeline.py::TestPytorchRegression",  # 88 s
-    "tests/test_pipeline.py::TestAMixedTable",  # 64 s
-    "tests/test_pipeline.py::TestAMixedRegressionTable",  # 53 s
-    "ci/tests/gitops/test_release.py",  # 51 s
-    "tests/test_workflows.py",  # 39 s
-    "tests/test_python_versions.py::TestPython312",  # 38 s
-    "tests/test_python_versions.py::TestPython313",  # 34 s
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        for i, scope in enumerate(LONGEST_FIRST):
-            if item.nodeid == scope or item.nodeid.startswith(scope + "::"):
-                return i
-        return len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # a stable sort: within a scope, and among the rest, the order stays
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: bakes a project and runs its pipeline for real")
     if not hasattr(config, "workerinput"):  # the controller: its xdist workers inherit the variable

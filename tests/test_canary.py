@@ -5,12 +5,13 @@ injected errors, added latency or shifted predictions fails on its metric."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from canary import Server, fleet, save_candidate, save_regression_candidate, success
+from canary import Server, fleet, save_candidate, save_regression_candidate, success, verdict
 
 from bakery import bake, run
 from mlci.certify.process import get
@@ -56,6 +57,7 @@ def test_the_analysis_fails_exactly_the_faulty_canarys_metric(running, canary, r
     for name, (value, _) in results.items():
         record_property(f"canary {canary}: {name}", round(value, 4))
     assert failed == FAILS_ON[canary], results
+    assert math.isnan(results["live-quality"][0])  # no feedback in this fleet: inconclusive, which fails nothing
 
 
 REGRESSION_CANARIES = ("healthy", "shifted")
@@ -95,5 +97,9 @@ def test_a_regression_canary_fails_on_prediction_drift_only_when_its_predictions
 def test_success_conditions_read_as_argo_rollouts_reads_them():
     assert success("result <= 0.01", 0.0) and not success("result <= 0.01", 0.02)
     assert not success("result <= 0.01", float("nan"))
+    live = {"successCondition": "result >= -0.02", "failureCondition": "result < -0.02", "inconclusiveLimit": 4}
+    assert verdict(live, 0.0) is True and verdict(live, -0.05) is False
+    assert verdict(live, float("nan")) is None  # no labels: inconclusive, not failed
+    assert verdict({"successCondition": "result <= 0.01"}, float("nan")) is False
     with pytest.raises(ValueError, match="unsupported successCondition"):
         success("result[0] <= 1", 0.0)

@@ -119,7 +119,12 @@ def test_the_canary_steps_and_services_are_wired(rendered):
     template = by_kind(rendered["staging"], "AnalysisTemplate")
     used = {t["templateName"] for i in analysed for t in canary["steps"][i]["analysis"]["templates"]}
     assert used == {template["metadata"]["name"]}
-    assert {m["name"] for m in template["spec"]["metrics"]} == {"error-ratio", "p99-latency", "prediction-drift"}
+    assert {m["name"] for m in template["spec"]["metrics"]} == {
+        "error-ratio",
+        "p99-latency",
+        "prediction-drift",
+        "live-quality",
+    }
     hpa = by_kind(rendered["staging"], "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
     assert (hpa["kind"], hpa["name"]) == ("Rollout", rollout["metadata"]["name"])
 

@@ -67,23 +67,28 @@ def test_feedback_is_matched_across_two_workers_and_live_accuracy_is_the_accurac
         server = Server(process)
         predicted: dict[str, str] = {}  # prediction id -> the class the server answered
         labels: dict[str, str] = {}  # prediction id -> the row's true class
-        prefixes = set()
-        for i in range(60):  # a connection each: the kernel spreads them over both workers
+        prefixes: set[str] = set()
+        # A connection each: the kernel spreads them over the workers listening. The second may still be loading
+        # its model when the first answers /readyz, so go on until both have answered (and 60 rows at least).
+        for i in range(400):
             _, body, request_id = call(server, "/invocations", rows(frame, i, i + 1))
             predicted[f"{request_id}:0"] = CLASSES[int(np.argmax(body["predictions"][0]))]
             labels[f"{request_id}:0"] = truth[i]
             prefixes.add(str(request_id).split("-")[0])
-        _, body, _ = call(server, "/invocations", rows(frame, 60, 160), "batch-1")
+            if len(prefixes) == 2 and i >= 59:
+                break
+        _, body, _ = call(server, "/invocations", rows(frame, 400, 500), "batch-1")
         for i, row in enumerate(body["predictions"]):
             predicted[f"batch-1:{i}"] = CLASSES[int(np.argmax(row))]
-            labels[f"batch-1:{i}"] = truth[60 + i]
+            labels[f"batch-1:{i}"] = truth[400 + i]
         assert len(prefixes) == 2, "both workers made predictions"
         expected_correct = sum(predicted[pid] == label for pid, label in labels.items())
         time.sleep(FLUSHED_S)
         items = [{"id": pid, "label": label} for pid, label in labels.items()]
         unknown = [{"id": "never-made:0", "label": "benign"}, {"id": "no id", "label": "benign"}]
-        first = call(server, "/feedback", {"feedback": items[:80] + unknown})
-        second = call(server, "/feedback", {"feedback": items[80:]})
+        half = len(items) // 2
+        first = call(server, "/feedback", {"feedback": items[:half] + unknown})
+        second = call(server, "/feedback", {"feedback": items[half:]})
         assert first[0] == second[0] == 200, (first, second)
         assert first[1]["unmatched"] == 2 and second[1]["unmatched"] == 0
         metrics = server.metrics()
