@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from bakery import TEMPLATE, bake, run
-from mlci.gitops.proposal import DeployProposal
+from mlci.gitops.proposal import DeployProposal, Shadow
 
 TOOLS = Path(os.environ.get("MLOPS_TEMPLATE_TOOLS", TEMPLATE / ".venv-tools" / "bin"))
 NODE_MODULES = TEMPLATE / "node_modules"
 DIGEST = "sha256:" + "ab" * 32
+PREVIOUS = "sha256:" + "cd" * 32  # the version production ran before: the shadow
 PROJECT = "tumor-classifier"
 # Pod Security "restricted": the volume types it allows.
 RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
@@ -29,20 +30,25 @@ RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral"
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
-    """The base and the staging overlay, rendered as a cluster would get them."""
+    """The base, the staging overlay and a production overlay with its shadow, rendered as a cluster gets them."""
     project = bake(tmp_path_factory.mktemp("bake"))
     repo = tmp_path_factory.mktemp("deployments")
     base = {
         str(p.relative_to(project / "deploy")): p.read_bytes() for p in (project / "deploy").rglob("*") if p.is_file()
     }
     certificate = {"model": {"name": PROJECT, "version": "3"}, "git": {"commit": "0" * 40}}
-    proposal = DeployProposal(PROJECT, "staging", f"ghcr.io/my-org/{PROJECT}", DIGEST, certificate, b"{}", "", base)
-    for relative, data in proposal.files().items():
-        (repo / relative).parent.mkdir(parents=True, exist_ok=True)
-        (repo / relative).write_bytes(data)
+    image = f"ghcr.io/my-org/{PROJECT}"
+    staging = DeployProposal(PROJECT, "staging", image, DIGEST, certificate, b"{}", "", base)
+    production = DeployProposal(PROJECT, "production", image, DIGEST, certificate, b"{}", "", base,
+                                shadow=Shadow(image, PREVIOUS, "2"))  # fmt: skip
+    for proposal in (staging, production):
+        for relative, data in proposal.files().items():
+            (repo / relative).parent.mkdir(parents=True, exist_ok=True)
+            (repo / relative).write_bytes(data)
     return {
         "base": kustomize(project / "deploy"),
         "staging": kustomize(repo / "apps" / PROJECT / "overlays" / "staging"),
+        "production": kustomize(repo / "apps" / PROJECT / "overlays" / "production"),
     }
 
 
@@ -81,9 +87,10 @@ def schema_failures(objects: list[dict]) -> list[dict]:
 
 def test_the_base_and_the_overlay_render(rendered):
     kinds = sorted(o["kind"] for o in rendered["base"])
-    assert kinds == sorted(["AnalysisTemplate", "CronJob", "HorizontalPodAutoscaler", "HTTPRoute", "NetworkPolicy",
-                            "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule", "Rollout", "Service", "Service",
-                            "ServiceAccount", "ServiceMonitor"])  # fmt: skip
+    assert kinds == sorted(["AnalysisTemplate", "CronJob", "Deployment", "HorizontalPodAutoscaler", "HTTPRoute",
+                            "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule", "Rollout",
+                            "Service", "Service", "Service", "ServiceAccount", "ServiceMonitor",
+                            "ServiceMonitor"])  # fmt: skip
     staging = rendered["staging"]
     assert {o["metadata"]["namespace"] for o in staging} == {f"{PROJECT}-staging"}
     rollout = by_kind(staging, "Rollout")
@@ -104,7 +111,7 @@ def test_the_canary_steps_and_services_are_wired(rendered):
     analysed = [i for i, s in enumerate(canary["steps"]) if "analysis" in s]
     assert len(analysed) == 2 and all(canary["steps"][i + 1].get("setWeight") in (50, 100) for i in analysed)
     services = {o["metadata"]["name"] for o in rendered["staging"] if o["kind"] == "Service"}
-    assert {canary["canaryService"], canary["stableService"]} == services
+    assert {canary["canaryService"], canary["stableService"], f"{PROJECT}-shadow"} == services
     # The weights go through the Gateway API plugin that k8s/argo-rollouts/ registers, onto the HTTPRoute's two
     # backends (stable first, all the traffic outside a canary), the route attached to k8s/gateway/'s Gateway.
     [(plugin, settings)] = canary["trafficRouting"]["plugins"].items()
@@ -127,6 +134,44 @@ def test_the_canary_steps_and_services_are_wired(rendered):
     }
     hpa = by_kind(rendered["staging"], "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
     assert (hpa["kind"], hpa["name"]) == ("Rollout", rollout["metadata"]["name"])
+
+
+def test_production_keeps_the_previous_version_as_a_shadow_on_a_mirror_of_its_traffic(rendered):
+    """Staging runs no shadow and mirrors nothing; production's overlay runs one replica of the version it ran
+    before, by digest, mirrors every request to it, and leaves the Rollout's image and routing as they were."""
+    staging, production = rendered["staging"], rendered["production"]
+    shadows = {env: next(o for o in objects if o["kind"] == "Deployment") for env, objects in rendered.items()}
+    assert shadows["staging"]["spec"]["replicas"] == 0
+    assert "filters" not in by_kind(staging, "HTTPRoute")["spec"]["rules"][0]
+    shadow = shadows["production"]
+    assert shadow["spec"]["replicas"] == 1
+    assert [c["image"] for c in shadow["spec"]["template"]["spec"]["containers"]] == [
+        f"ghcr.io/my-org/{PROJECT}@{PREVIOUS}"
+    ]
+    assert shadow["metadata"]["annotations"]["mlci.dev/shadow-version"] == "2"
+    rollout = by_kind(production, "Rollout")
+    assert [c["image"] for c in rollout["spec"]["template"]["spec"]["containers"]] == [
+        f"ghcr.io/my-org/{PROJECT}@{DIGEST}"
+    ]
+    rule = by_kind(production, "HTTPRoute")["spec"]["rules"][0]
+    assert rule["filters"] == [
+        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": f"{PROJECT}-shadow", "port": 80}}}
+    ]
+    assert [b["name"] for b in rule["backendRefs"]] == [f"{PROJECT}-stable", f"{PROJECT}-canary"]
+    # the mirror's target selects the shadow's pods only; the Rollout's services never select them
+    service = next(o for o in production if o["kind"] == "Service" and o["metadata"]["name"] == f"{PROJECT}-shadow")
+    pods = shadow["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pods.items()
+    assert rollout["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] != pods["app.kubernetes.io/name"]
+    # Prometheus labels the shadow's series role="shadow"; the NetworkPolicy admits the Gateway to its pods too
+    monitor = next(o for o in production if o["kind"] == "ServiceMonitor" and "shadow" in o["metadata"]["name"])
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert {"action": "replace", "targetLabel": "role", "replacement": "shadow"} in monitor["spec"]["endpoints"][0][
+        "relabelings"
+    ]
+    policy = next(o for o in production if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == PROJECT)
+    [selected] = policy["spec"]["podSelector"]["matchExpressions"]
+    assert pods["app.kubernetes.io/name"] in selected["values"]
 
 
 def test_every_object_matches_its_schema(rendered):
@@ -182,8 +227,8 @@ def pod_specs(objects: list[dict]) -> list[dict]:
 
 
 def test_every_pod_meets_pod_security_restricted(rendered):
-    specs = pod_specs(rendered["staging"])
-    assert len(specs) == 2 and all(restricted_violations(spec) == [] for spec in specs)
+    specs = pod_specs(rendered["production"])  # the Rollout's, the shadow's and the retrain trigger's
+    assert len(specs) == 3 and all(restricted_violations(spec) == [] for spec in specs)
     container = specs[0]["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert int(container["securityContext"]["runAsUser"]) >= 10000
@@ -228,7 +273,7 @@ def test_promtool_accepts_the_alert_rules(rendered, tmp_path):
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     done = run([promtool(), "check", "rules", "rules.yaml"], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "6 rules found" in done.stdout
+    assert "8 rules found" in done.stdout
 
 
 def test_the_canary_queries_are_valid_promql(rendered, tmp_path):
@@ -282,6 +327,33 @@ def alert_tests(rule: dict) -> dict:
             {"series": f'kube_horizontalpodautoscaler_spec_max_replicas{{{hpa},namespace="{namespace}"}}',
              "values": "10x180"},
         ]  # fmt: skip
+        # The shadow, on the same requests and feedback: as good as production in `scaling` and `good`; in `bad`
+        # right on every labelled row, with its errors a tenth of production's and other predictions.
+        shadow = f'job="{PROJECT}-shadow",role="shadow",namespace="{namespace}"'
+        shadow_rmse = rmse / 8 if namespace == "bad" else rmse
+        series += [
+            {"series": f'mlci_feedback_total{{{shadow},version="0",outcome="correct"}}', "values": f"0+{matched}x180"},
+            {"series": f'mlci_feedback_total{{{shadow},version="0",outcome="wrong"}}', "values": "0+0x180"},
+            {"series": f'mlci_feedback_total{{{shadow},version="0",outcome="matched"}}', "values": f"0+{matched}x180"},
+            {"series": f'mlci_feedback_squared_error_total{{{shadow},version="0"}}',
+             "values": f"0+{matched * shadow_rmse**2}x180"},
+        ]  # fmt: skip
+        if namespace != "bad":  # the shadow's accuracy is production's there
+            series[-4]["values"], series[-3]["values"] = f"0+{correct}x180", f"0+{wrong}x180"
+        parted = namespace == "bad"
+        for labels, (ours, theirs) in ((where, (9, 1) if parted else (5, 5)), (shadow, (5, 5))):
+            series += [
+                {"series": f'mlci_predictions_total{{{labels},class="benign"}}', "values": f"0+{ours}x180"},
+                {"series": f'mlci_predictions_total{{{labels},class="malignant"}}', "values": f"0+{theirs}x180"},
+            ]
+        for labels, shares in ((where, (0.0, 0.1, 0.2) if parted else (0.3, 0.6, 0.9)), (shadow, (0.3, 0.6, 0.9))):
+            for le, share in zip(("100", "150", "200"), shares, strict=True):
+                series.append({"series": f'mlci_prediction_value_bucket{{{labels},le="{le}"}}',
+                               "values": f"0+{10 * share}x180"})  # fmt: skip
+            series += [
+                {"series": f'mlci_prediction_value_bucket{{{labels},le="+Inf"}}', "values": "0+10x180"},
+                {"series": f"mlci_prediction_value_count{{{labels}}}", "values": "0+10x180"},
+            ]
         for le in ("0.005", "0.05", "0.1", "+Inf"):
             under = 100 if (le in ("0.1", "+Inf") or not slow) else 0
             series.append({"series": f'mlci_request_duration_seconds_bucket{{{where},{prediction},le="{le}"}}',
@@ -315,7 +387,7 @@ def test_each_alert_fires_on_bad_series_and_stays_quiet_on_good_ones(rendered, r
     assert done.returncode == 0, done.stdout + done.stderr
     assert {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]} == {
         "ModelHighErrorRatio", "ModelLatencyRemediating", "ModelLatencySLOBroken", "ModelLiveQualityLow",
-        "ModelInputDrift", "ModelStale"}  # fmt: skip
+        "ModelWorseThanShadow", "ModelPredictionsPartFromShadow", "ModelInputDrift", "ModelStale"}  # fmt: skip
 
 
 def test_the_autoscaler_scales_on_the_request_rate_and_p99_that_prometheus_adapter_serves(rendered, tmp_path):

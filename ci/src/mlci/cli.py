@@ -466,11 +466,14 @@ def status(
     ] = Forge.none,
     output_format: Annotated[Format, typer.Option("--format", help="How the status is written")] = Format.table,
     out: Annotated[Path | None, typer.Option(help="Write the status here instead of printing it")] = None,
+    prometheus: Annotated[
+        str, typer.Option(help="Prometheus URL: each environment's live quality from feedback, the shadow's too")
+    ] = "",
 ) -> None:
     """Every app and environment in the deployment repo: what runs, certified how, trained and approved when."""
     from .gitops.status import status as run_status
 
-    done = run_status(repo, forge.value, output_format.value)
+    done = run_status(repo, forge.value, output_format.value, prometheus.strip() or None)
     if out is None:
         typer.echo(done.text, nl=False)
     else:

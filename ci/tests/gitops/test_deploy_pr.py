@@ -129,7 +129,13 @@ def test_the_first_run_creates_the_branch_and_the_second_updates_it(forest_packa
     overlay = yaml.safe_load(
         read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/kustomization.yaml")
     )
-    assert overlay["images"] == [{"name": "ghcr.io/my-org/tumor-classifier", "digest": "sha256:" + "a" * 64}]
+    image, pinned = "ghcr.io/my-org/tumor-classifier", "sha256:" + "a" * 64
+    # the image, and the shadow's placeholder pinned to it too: staging runs no shadow
+    assert overlay["images"] == [
+        {"name": image, "digest": pinned},
+        {"name": f"{image}-shadow", "newName": image, "digest": pinned},
+    ]
+    assert "replicas" not in overlay and "patches" not in overlay
     assert overlay["resources"] == ["../../bases/staging"]
     assert overlay["commonAnnotations"]["mlci.dev/model-version"] == forest_package.version
     stored = read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/certificate.json")

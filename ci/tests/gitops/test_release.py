@@ -148,7 +148,7 @@ def test_a_release_tag_promotes_what_staging_ran_and_moves_the_aliases(world, tm
     assert "Promote tumor-classifier v1.0.0 (version 1) to production" in done.stdout
     branch = f"deploy/{APP}/production"
     overlay = yaml.safe_load(world.show(branch, f"{PRODUCTION}/kustomization.yaml"))
-    assert overlay["images"] == [{"name": IMAGE, "digest": digest("1")}]
+    assert overlay["images"][0] == {"name": IMAGE, "digest": digest("1")}
     # the very certificate bytes that staging pinned, and the base as it was then
     assert world.show(branch, f"{PRODUCTION}/certificate.json").encode() == certificate("1", world.commits["1"])
     assert (
@@ -253,6 +253,55 @@ def test_status_says_who_signed_each_row_or_that_it_is_unsigned(world):
     rows = {line.split()[1]: line for line in done.stdout.splitlines() if line.startswith(APP)}
     assert "verified (signed by release-key)" in rows["staging"] and "UNSIGNED" in rows["production"]
     assert f"{APP}/production: attestation unsigned" in done.stdout
+
+
+def test_a_promotion_keeps_what_production_ran_as_its_shadow_and_a_rollback_returns_to_it(world):
+    world.ship("1", "staging")
+    world.ship("1", "production")
+    world.ship("2", "staging")
+    git(world.project, "tag", "v2.0.0", world.commits["2"])
+    done = world.mlci("promote", "--tag", "v2.0.0", "--repo", str(world.deployments), "--forge", "none",
+                      "--no-registry")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    branch = f"deploy/{APP}/production"
+    overlay = yaml.safe_load(world.show(branch, f"{PRODUCTION}/kustomization.yaml"))
+    # production's image, then the shadow's placeholder set to what production ran until now
+    assert overlay["images"] == [
+        {"name": IMAGE, "digest": digest("2")},
+        {"name": f"{IMAGE}-shadow", "newName": IMAGE, "digest": digest("1")},
+    ]
+    assert overlay["commonAnnotations"]["mlci.dev/shadow-version"] == "1"
+    assert overlay["replicas"] == [{"name": f"{APP}-shadow", "count": 1}]
+    [patch] = overlay["patches"]
+    assert patch["target"] == {"kind": "HTTPRoute", "name": APP} and "RequestMirror" in patch["patch"]
+    merge(world.deployments, branch, "Grace Approver")
+    shown = world.mlci("status", "--repo", str(world.deployments), "--format", "json")
+    rows = {r["env"]: r for r in json.loads(shown.stdout)["apps"][0]["environments"]}
+    assert rows["production"]["version"] == "2" and rows["production"]["shadow_version"] == "1"
+    assert rows["staging"]["shadow_version"] is None and rows["production"]["live_quality"] is None
+    # the rollback is one PR: production runs the shadow's version again, and no shadow is left beside it
+    done = world.mlci("rollback", "--env", "production", "--repo", str(world.deployments), "--forge", "none")
+    assert done.returncode == 0, done.stderr
+    back = yaml.safe_load(world.show(f"rollback/{APP}/production", f"{PRODUCTION}/kustomization.yaml"))
+    assert back["images"] == [
+        {"name": IMAGE, "digest": digest("1")},
+        {"name": f"{IMAGE}-shadow", "newName": IMAGE, "digest": digest("1")},  # pinned, and no replica
+    ]
+    assert "replicas" not in back and "patches" not in back
+    assert "mlci.dev/shadow-version" not in back["commonAnnotations"]
+
+
+def test_a_first_promotion_has_no_shadow_and_status_names_an_unreachable_prometheus(world):
+    world.ship("1", "staging")
+    git(world.project, "tag", "v1.0.0", world.commits["1"])
+    done = world.mlci("promote", "--tag", "v1.0.0", "--repo", str(world.deployments), "--forge", "none",
+                      "--no-registry")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    overlay = yaml.safe_load(world.show(f"deploy/{APP}/production", f"{PRODUCTION}/kustomization.yaml"))
+    assert overlay["images"][1]["digest"] == overlay["images"][0]["digest"] and "replicas" not in overlay
+    refused = world.mlci("status", "--repo", str(world.deployments), "--prometheus", "http://127.0.0.1:9")
+    assert refused.returncode != 0
+    assert "Prometheus at http://127.0.0.1:9 did not answer its query API" in refused.stderr, refused.stderr
 
 
 def test_promoting_and_rolling_back_production_never_changes_a_byte_of_staging(world):

@@ -20,7 +20,22 @@ from mlci.package import package
 from models import breast_cancer_frame, mixed_frame, save_mixed_model
 
 CLASSES = ["malignant", "benign"]
-FLUSHED_S = 1.5  # a worker moves what it scored into the shared store once a second
+
+
+def flushed(server: Server, rows: int, within: float = 60) -> None:
+    """Wait until every worker has moved what it scored into the shared store: it does so once a second, in the
+    same pass that counts the rows into the prediction metrics, which any worker's /metrics sums."""
+    deadline = time.monotonic() + within
+    counted = 0.0
+    while time.monotonic() < deadline:
+        metrics = server.metrics()
+        counted = sum(
+            v for k, v in metrics.items() if k.startswith(("mlci_predictions_total{", "mlci_prediction_value_count"))
+        )
+        if counted >= rows:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the workers counted {counted} of the {rows} rows scored within {within} s")
 
 
 def call(server: Server, path: str, document: Any, request_id: str | None = None) -> tuple[int, Any, str | None]:
@@ -83,7 +98,7 @@ def test_feedback_is_matched_across_two_workers_and_live_accuracy_is_the_accurac
             labels[f"batch-1:{i}"] = truth[400 + i]
         assert len(prefixes) == 2, "both workers made predictions"
         expected_correct = sum(predicted[pid] == label for pid, label in labels.items())
-        time.sleep(FLUSHED_S)
+        flushed(server, len(labels))
         items = [{"id": pid, "label": label} for pid, label in labels.items()]
         unknown = [{"id": "never-made:0", "label": "benign"}, {"id": "no id", "label": "benign"}]
         half = len(items) // 2
@@ -126,7 +141,7 @@ def test_a_regressions_feedback_sums_its_errors_online_and_offline(tmp_path):
         items = [
             {"id": f"reg-1:{i}", "value": float(v + d)} for i, (v, d) in enumerate(zip(values, offsets, strict=True))
         ]
-        time.sleep(FLUSHED_S)
+        flushed(server, len(values))
         status, answer, _ = call(server, "/feedback", {"feedback": [*items, {"id": "reg-1:999", "value": 1.0}]})
         assert status == 200 and answer["matched"] == len(values) and answer["unmatched"] == 1
         metrics = server.metrics()

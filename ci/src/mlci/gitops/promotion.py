@@ -11,6 +11,10 @@ run it first, so a rejected production PR leaves `champion` where it was.
 
 rollback: the overlay's history on the default branch lists every version an environment ran; the PR pins the
 previous one (or the one asked for), its base and image as they were, once its certificate verifies.
+
+The shadow: promote keeps the version production ran before running beside it, on a mirror of its traffic
+(the overlay pins its image as `<image>-shadow` and adds the HTTPRoute's RequestMirror filter). A rollback drops
+it: production then runs that version itself.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from ..errors import MlciError
 from ..git import Git
 from .deploy_pr import Outcome, deploy_pr
 from .github import forge_client
-from .proposal import ENVIRONMENTS, DeployProposal
+from .proposal import ENVIRONMENTS, DeployProposal, Shadow
 from .repo_reader import Deployed, DeploymentHistory, section
 
 RELEASE_TAG = re.compile(r"v\d+\.\d+\.\d+")
@@ -108,11 +112,26 @@ def promote(
         challenger = None
         if staging_now is not None and staging_now.verified and staging_now.version != source.version:
             challenger = staging_now.version
+        # The shadow: what production runs now, when it is another version whose certificate holds; it keeps
+        # running on a mirror of production's traffic (deploy/deployment-shadow.yaml).
+        running = history.current([(app, env)])[0]
+        shadow = None
+        if running.verified and running.image and running.digest and running.version not in (None, source.version):
+            shadow = Shadow(running.image, running.digest, str(running.version))
         aliases: dict[str, str] = {}
         if tracking_uri:  # the registry must know both versions before anything is proposed
             registry_versions(tracking_uri, app, [v for v in (source.version, challenger) if v is not None])
             aliases = sync_aliases(history, tracking_uri, app)  # catch up with merges since the last run
-    proposed = moved(source, env, base, "", f"Promote {app} {tag} (version {source.version}) to {env}", "promote")
+    report = (
+        ""
+        if shadow is None
+        else (
+            f"Version {shadow.version}, which {env} runs now, stays as its shadow: it answers a mirror of {env}'s "
+            f"requests and feedback, and `mlci rollback --env {env}` returns {env} to it in one PR.\n\n"
+        )
+    )
+    headline = f"Promote {app} {tag} (version {source.version}) to {env}"
+    proposed = moved(source, env, base, report, headline, "promote", shadow=shadow)
     outcome = deploy_pr(proposed, repo, forge, log=log)
     return Promotion(outcome, proposed, aliases)
 
@@ -206,10 +225,17 @@ def rollback(
 
 
 def moved(
-    deployed: Deployed, env: str, base: dict[str, bytes], report: str, headline: str, command: str, kind: str = "deploy"
+    deployed: Deployed,
+    env: str,
+    base: dict[str, bytes],
+    report: str,
+    headline: str,
+    command: str,
+    kind: str = "deploy",
+    shadow: Shadow | None = None,
 ) -> DeployProposal:
-    """The proposal that puts what `deployed` ran (image, certificate, base) in `env`; the PR body is `report`
-    and the certificate's gates."""
+    """The proposal that puts what `deployed` ran (image, certificate, base) in `env`, with `shadow` beside it
+    (none: no shadow runs); the PR body is `report` and the certificate's gates."""
     if deployed.image is None or deployed.digest is None or deployed.certificate is None:
         raise MlciError(f"{deployed.overlay} at {deployed.commit[:12]} pins nothing that could be deployed again")
     return DeployProposal(
@@ -225,4 +251,5 @@ def moved(
         kind=kind,
         command=command,
         attestation=deployed.attestation_bytes,
+        shadow=shadow,
     )

@@ -27,6 +27,16 @@ COMMIT = re.compile(r"[0-9a-f]{40,64}|unknown")
 
 
 @dataclass(frozen=True)
+class Shadow:
+    """The previous stable version, kept running beside production on a mirror of its traffic (deploy/'s
+    deployment-shadow.yaml): its image by digest and its model version."""
+
+    image_name: str
+    digest: str
+    version: str
+
+
+@dataclass(frozen=True)
 class DeployProposal:
     """What one deploy PR proposes: a project's certified model, by image digest, for one environment."""
 
@@ -45,17 +55,24 @@ class DeployProposal:
     # The signed attestation of the image and certificate (attestation.json); deploy_pr verifies it against the
     # deployment repo's trust.yaml before it proposes anything.
     attestation: bytes | None = field(default=None, repr=False)
+    # Production only: the version production ran before, as the shadow (promote sets it; a rollback drops it).
+    shadow: Shadow | None = None
 
     def __post_init__(self) -> None:
         """Every value the overlay carries is checked here: they are written into YAML, and promote and rollback
         take them from the deployment repo, where anyone with push access could have put anything."""
-        checks = (
+        checks = [
             ("project", self.project, PROJECT),
             ("environment", self.env, PROJECT),
             ("image", f"{self.image_name}@{self.digest}", IMAGE_BY_DIGEST),
             ("model version", self.version, VERSION),
             ("commit", self._commit, COMMIT),
-        )
+        ]
+        if self.shadow is not None:
+            checks += [
+                ("shadow image", f"{self.shadow.image_name}@{self.shadow.digest}", IMAGE_BY_DIGEST),
+                ("shadow model version", self.shadow.version, VERSION),
+            ]
         for what, value, pattern in checks:
             if not pattern.fullmatch(value):
                 raise MlciError(f"the {what} {value!r} cannot be deployed: it does not match {pattern.pattern}")
@@ -95,11 +112,37 @@ class DeployProposal:
             f"  - ../../bases/{self.env}\n"
             "images:\n"
             f"  - name: {self.image_name}\n"
-            f"    digest: {self.digest}\n"
-            "commonAnnotations:\n"
+            f"    digest: {self.digest}\n" + self._shadow_images() + "commonAnnotations:\n"
             f'  mlci.dev/commit: "{commit}"\n'
             f'  mlci.dev/model-version: "{self.version}"\n'
-            f'  mlci.dev/certificate-sha256: "{certificate_sha256}"\n'
+            f'  mlci.dev/certificate-sha256: "{certificate_sha256}"\n' + self._shadow_patches()
+        )
+
+    def _shadow_images(self) -> str:
+        """The shadow Deployment's placeholder image (`<image>-shadow`), pinned by digest in every environment: to
+        the previous version's where a shadow runs, else to this one's (it then runs no replica), so that nothing
+        here ever names an image by tag."""
+        name, digest = (self.shadow.image_name, self.shadow.digest) if self.shadow else (self.image_name, self.digest)
+        return f"  - name: {self.image_name}-shadow\n    newName: {name}\n    digest: {digest}\n"
+
+    def _shadow_patches(self) -> str:
+        """One shadow replica, and the HTTPRoute's RequestMirror filter that sends it a copy of every request."""
+        if self.shadow is None:
+            return ""
+        return (
+            f'  mlci.dev/shadow-version: "{self.shadow.version}"\n'
+            "replicas:\n"
+            f"  - name: {self.project}-shadow\n"
+            "    count: 1\n"
+            "patches:\n"
+            "  - target: {kind: HTTPRoute, name: " + self.project + "}\n"
+            "    patch: |-\n"
+            "      - op: add\n"
+            "        path: /spec/rules/0/filters\n"
+            "        value:\n"
+            "          - type: RequestMirror\n"
+            "            requestMirror:\n"
+            f"              backendRef: {{name: {self.project}-shadow, port: 80}}\n"
         )
 
     def files(self) -> dict[str, bytes]:

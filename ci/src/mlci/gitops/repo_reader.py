@@ -43,6 +43,7 @@ class Deployed:
     certificate_bytes: bytes | None
     problem: str | None
     attestation_bytes: bytes | None = None  # attestation.json beside the certificate, when the overlay has one
+    shadow_version: str | None = None  # the previous version that runs as production's shadow (mlci promote)
 
     @property
     def verified(self) -> bool:
@@ -61,7 +62,7 @@ def read_deployed(app: str, env: str, commit: str, kustomization: bytes | None, 
     """The overlay's pins and its certificate, with what is wrong with them (None when it verifies): the
     certificate must be the very bytes the overlay pinned by sha256, of this app and version, and a pass.
     Nothing in either file can make this raise: whatever is wrong becomes the problem."""
-    image = digest = version = pinned = None
+    image = digest = version = pinned = shadow = None
     problem = None
     try:
         overlay = yaml.load(kustomization, Loader=_Loader) if kustomization is not None else None
@@ -77,6 +78,7 @@ def read_deployed(app: str, env: str, commit: str, kustomization: bytes | None, 
             annotations = annotations if isinstance(annotations, dict) else {}
             version = _text(annotations.get(f"{ANNOTATION}model-version"))
             pinned = _text(annotations.get(f"{ANNOTATION}certificate-sha256"))
+            shadow = _text(annotations.get(f"{ANNOTATION}shadow-version"))
             if image is None or digest is None or not IMAGE_BY_DIGEST.fullmatch(f"{image}@{digest}"):
                 problem = "sits beside a kustomization.yaml that pins no image by digest"
             elif version is None:
@@ -97,7 +99,7 @@ def read_deployed(app: str, env: str, commit: str, kustomization: bytes | None, 
             problem = problem or f"is malformed JSON ({error})"
     if problem is None and parsed is not None:
         problem = _certificate_problem(parsed, certificate or b"", pinned, version, app)
-    return Deployed(app, env, commit, image, digest, version, parsed, certificate, problem)
+    return Deployed(app, env, commit, image, digest, version, parsed, certificate, problem, shadow_version=shadow)
 
 
 def _text(value: Any) -> str | None:

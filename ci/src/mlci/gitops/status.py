@@ -4,7 +4,9 @@ How many model workstreams are live, what each runs (version, image digest, cert
 it was trained and its data last refreshed, champion and challenger metrics and whether the challenger was
 evaluated against the champion, open proposals, the last promotion and who approved it, and where the logs
 are, and whether its image's attestation verifies against the repo's trust.yaml (`verified (signed by ...)`, or
-what is wrong). A missing or malformed certificate or attestation is reported on its row; it never stops the rest.
+what is wrong), the shadow production keeps of its previous version, and (with --prometheus) each
+environment's live quality from feedback, the shadow's beside it. A missing or malformed certificate or
+attestation is reported on its row; it never stops the rest.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..trust import attestation
 from ..trust.policy import TRUST_FILE, TrustPolicy
 from ..trust.policy import load as load_trust
 from .github import GitHub, forge_client
+from .live import live_quality, shown
 from .repo_reader import Change, Deployed, DeploymentHistory, section
 
 FORMATS = ("table", "json", "markdown")
@@ -137,13 +140,19 @@ def environment_row(
         },
         "open_proposals": proposals,
         "logs": _scalar(section(certificate, "run").get("url")),
+        "shadow_version": deployed.shadow_version,
+        "live_quality": None,  # filled from Prometheus with --prometheus
     }
 
 
 def collect(
-    history: DeploymentHistory, repo: str, github: GitHub | None = None, now: datetime | None = None
+    history: DeploymentHistory,
+    repo: str,
+    github: GitHub | None = None,
+    now: datetime | None = None,
+    prometheus: str | None = None,
 ) -> dict[str, Any]:
-    """The whole status as one JSON-ready mapping."""
+    """The whole status as one JSON-ready mapping; with `prometheus`, each environment's live quality too."""
     now = now or datetime.now(UTC)
     pairs = history.overlays()
     deployed = history.current(pairs)
@@ -161,6 +170,8 @@ def collect(
     apps: dict[str, dict[str, Any]] = {}
     for item in deployed:
         row = environment_row(item, changes.get(item.overlay, []), proposals.get(item.overlay, []), now, trust)
+        if prometheus:
+            row["live_quality"] = live_quality(prometheus, item.app, item.env)
         apps.setdefault(item.app, {"app": item.app, "environments": []})["environments"].append(row)
     for entry in apps.values():
         by_env = {row["env"]: row for row in entry["environments"]}
@@ -234,6 +245,8 @@ COLUMNS: tuple[tuple[str, Cell], ...] = (
         ),
     ),
     ("open PRs", lambda e, r: ", ".join(r["open_proposals"]) or "-"),
+    ("shadow", lambda e, r: r["shadow_version"] or "-"),
+    ("live quality", lambda e, r: shown(r["live_quality"])),
 )
 
 
@@ -316,12 +329,12 @@ class StatusRun:
     text: str
 
 
-def status(repo: str, forge: str, form: str) -> StatusRun:
-    """Clone the deployment repo (bare), read it, render it."""
+def status(repo: str, forge: str, form: str, prometheus: str | None = None) -> StatusRun:
+    """Clone the deployment repo (bare), read it, render it; live quality from `prometheus` when given."""
     if form not in FORMATS:
         raise MlciError(f"--format {form!r} is not one of {', '.join(FORMATS)}")
     github, token = forge_client(forge, repo)
     with tempfile.TemporaryDirectory(prefix="mlci-status-") as scratch:
         history = DeploymentHistory.clone(repo, Path(scratch), token)
-        found = collect(history, repo, github)
+        found = collect(history, repo, github, prometheus=prometheus)
     return StatusRun(found, render(found, form))
