@@ -234,3 +234,114 @@ def save_regression_candidate(path: Path) -> Path:
                            "baseline": feature_baseline(features.to_numpy(), list(features.columns))}},
     )  # fmt: skip
     return path
+
+
+class Mirrored:
+    """Production and its shadow in each namespace, as the HTTPRoute's RequestMirror runs them: every request and
+    every feedback reaches both under the same X-Request-Id. Prometheus scrapes them with the labels the
+    ServiceMonitors give (job `<app>-stable`; job `<app>-shadow` and role="shadow")."""
+
+    def __init__(self) -> None:
+        self.ports: dict[tuple[str, str], int] = {}
+        self.prometheus_url = ""
+
+    def _post(self, namespace: str, role: str, path: str, document: dict, request_id: str | None) -> dict:
+        headers = {"Content-Type": "application/json"} | ({"X-Request-Id": request_id} if request_id else {})
+        request = urllib.request.Request(f"http://127.0.0.1:{self.ports[namespace, role]}{path}",
+                                         json.dumps(document).encode(), headers, method="POST")  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def score(self, namespace: str, features: Any) -> dict[str, list]:
+        """Each row of `features` (a DataFrame) in a request of its own, id `row-<i>`, to production and to the
+        shadow; what each answered, row by row. Once done, both have moved their predictions into their stores."""
+        answered: dict[str, list] = {"stable": [], "shadow": []}
+        rows = features.to_numpy().tolist()
+        columns = list(features.columns)
+
+        def send(role: str) -> None:  # production and the shadow side by side, as the mirror sends them
+            for i, row in enumerate(rows):
+                document = {"dataframe_split": {"columns": columns, "data": [row]}}
+                answered[role].append(
+                    self._post(namespace, role, "/invocations", document, f"row-{i}")["predictions"][0]
+                )
+
+        threads = [threading.Thread(target=send, args=(role,)) for role in answered]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if any(len(a) != len(rows) for a in answered.values()):
+            raise RuntimeError(f"not every row was answered in {namespace}")
+        time.sleep(1.5)  # a worker moves what it scored into its shared store once a second
+        return answered
+
+    def feedback(self, namespace: str, labels: list) -> None:
+        """The true label (a class, or a number for a regression) of each row scored, to both."""
+        key = "value" if labels and isinstance(labels[0], int | float) and not isinstance(labels[0], bool) else "label"
+        document = {"feedback": [{"id": f"row-{i}:0", key: label} for i, label in enumerate(labels)]}
+        for role in ("stable", "shadow"):
+            self._post(namespace, role, "/feedback", document, None)
+
+
+@contextlib.contextmanager
+def mirrored(
+    folder: Path, app: str, pairs: dict[str, tuple[Server, Server]], mlci: str, rules: dict | None = None
+) -> Iterator[Mirrored]:
+    """For each namespace, production's server and the shadow's (`pairs`: namespace -> (production, shadow));
+    a Prometheus scraping them every second, evaluating `rules` (a rule file's content) when given."""
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        raise RuntimeError("prometheus is missing: Debian's prometheus package provides it")
+    folder.mkdir(parents=True, exist_ok=True)
+    running, processes = Mirrored(), []
+    try:
+        for namespace, servers in pairs.items():
+            for role, server in zip(("stable", "shadow"), servers, strict=True):
+                port = free_port()
+                processes.append(ServerProcess(
+                    [mlci, "serve", str(server.package), "--port", str(port)], f"http://127.0.0.1:{port}/readyz",
+                    folder / f"{namespace}-{role}.log", env=server.env,
+                ).start(timeout=120))  # fmt: skip
+                running.ports[namespace, role] = port
+        jobs = [
+            {"job_name": f"{app}-{role}",
+             "static_configs": [{"targets": [f"127.0.0.1:{running.ports[namespace, role]}"],
+                                 "labels": {"namespace": namespace} | ({"role": "shadow"} if role == "shadow" else {})}
+                                for namespace in pairs]}
+            for role in ("stable", "shadow")
+        ]  # fmt: skip
+        config: dict[str, Any] = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                                  "scrape_configs": jobs}  # fmt: skip
+        if rules is not None:
+            (folder / "rules.yaml").write_text(yaml.safe_dump(rules))
+            config["rule_files"] = ["rules.yaml"]
+        (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+        port = free_port()
+        running.prometheus_url = f"http://127.0.0.1:{port}"
+        processes.append(ServerProcess(
+            [prometheus, f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            f"{running.prometheus_url}/-/ready",
+            folder / "prometheus.log",
+        ).start(timeout=60))  # fmt: skip
+        # every counter's first sample before any request: increase() counts from there
+        wait_scraped(running.prometheus_url, "count(up == 1)", len(running.ports))
+        time.sleep(1)
+        yield running
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def wait_scraped(prometheus_url: str, expr: str, at_least: float, within: float = 60) -> None:
+    """Wait until the instant query `expr` (one series) reaches `at_least`: the scrapes caught up."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        url = f"{prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=30) as response:
+            result = json.load(response)["data"]["result"]
+        if result and float(result[0]["value"][1]) >= at_least:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"Prometheus did not see {expr} reach {at_least} within {within} s")
