@@ -100,9 +100,11 @@ def fleet(
     mlci: str,
     load_seconds: float,
     rows: Any = None,
+    labels: list | None = None,
 ) -> Iterator[Fleet]:
-    """Start every server and a Prometheus scraping them each second, load them for `load_seconds`, then yield
-    the fleet for measuring; everything stops afterwards."""
+    """Start every server and a Prometheus scraping them each second, load them for `load_seconds` (then send
+    each row's true label as feedback, where `labels` gives them, one per row), then yield the fleet for
+    measuring; everything stops afterwards."""
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         raise RuntimeError("prometheus is missing: Debian's prometheus package provides it")
@@ -133,7 +135,7 @@ def fleet(
             f"{running.prometheus_url}/-/ready",
             folder / "prometheus.log",
         ).start(timeout=60)  # fmt: skip
-        drive_load(running, load_seconds, rows)
+        drive_load(running, load_seconds, rows, labels)
         time.sleep(3)  # a last scrape after the load
         yield running
     finally:
@@ -143,9 +145,11 @@ def fleet(
             running.prometheus.stop()
 
 
-def drive_load(fleet: Fleet, seconds: float, features: Any = None) -> None:
+def drive_load(fleet: Fleet, seconds: float, features: Any = None, labels: list | None = None) -> None:
     """About 15 single-row requests a second to every server, rows drawn from `features` (a DataFrame; by default
-    the breast-cancer data's)."""
+    the breast-cancer data's). With `labels` (one class per row), once the load is over every server gets the true
+    labels of the rows it answered, by their X-Request-Id, as `POST /feedback`: a client that learns the outcomes
+    later sends them so."""
     if features is None:
         from sklearn.datasets import load_breast_cancer
 
@@ -153,14 +157,19 @@ def drive_load(fleet: Fleet, seconds: float, features: Any = None) -> None:
     rows = [json.dumps({"dataframe_split": {"columns": list(features.columns), "data": [row]}}).encode()
             for row in features.to_numpy().tolist()]  # fmt: skip
     deadline = time.monotonic() + seconds
+    answered: dict[int, list[tuple[str, int]]] = {}
 
     def hammer(port: int) -> None:
         generator = random.Random(0)  # every server sees the same rows: class shares differ only by the model
+        sent = answered.setdefault(port, [])
         while time.monotonic() < deadline:
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", generator.choice(rows),
-                                             {"Content-Type": "application/json"})  # fmt: skip
+            index = generator.randrange(len(rows))
+            request_id = f"load-{len(sent)}"
+            headers = {"Content-Type": "application/json", "X-Request-Id": request_id}
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", rows[index], headers)
             with contextlib.suppress(urllib.error.HTTPError):  # a faulty canary's 500s are what is measured
                 urllib.request.urlopen(request, timeout=10).read()
+                sent.append((request_id, index))
             time.sleep(0.06)
 
     threads = [threading.Thread(target=hammer, args=(port,)) for _, port in fleet.servers.values()]
@@ -168,6 +177,14 @@ def drive_load(fleet: Fleet, seconds: float, features: Any = None) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    if labels is None:
+        return
+    time.sleep(1.5)  # a worker moves what it scored into its shared store once a second
+    for port, sent in answered.items():
+        document = {"feedback": [{"id": f"{request_id}:0", "label": labels[index]} for request_id, index in sent]}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/feedback", json.dumps(document).encode(),
+                                         {"Content-Type": "application/json"})  # fmt: skip
+        urllib.request.urlopen(request, timeout=60).read()
 
 
 def save_candidate(path: Path, classes: tuple[object, ...] = ("malignant", "benign")) -> Path:
@@ -276,12 +293,11 @@ class Mirrored:
         time.sleep(1.5)  # a worker moves what it scored into its shared store once a second
         return answered
 
-    def feedback(self, namespace: str, labels: list) -> None:
-        """The true label (a class, or a number for a regression) of each row scored, to both."""
-        key = "value" if labels and isinstance(labels[0], int | float) and not isinstance(labels[0], bool) else "label"
+    def feedback(self, namespace: str, labels: list, regression: bool = False) -> dict[str, dict]:
+        """The true label of each row scored (a class; for a regression, its number) to both; what each counted."""
+        key = "value" if regression else "label"
         document = {"feedback": [{"id": f"row-{i}:0", key: label} for i, label in enumerate(labels)]}
-        for role in ("stable", "shadow"):
-            self._post(namespace, role, "/feedback", document, None)
+        return {role: self._post(namespace, role, "/feedback", document, None) for role in ("stable", "shadow")}
 
 
 @contextlib.contextmanager

@@ -3,8 +3,10 @@
 train and certify version 1, build its serving image (Docker, Podman or buildah), propose it to a local
 deployment repo and merge as a reviewer would, promote a release tag to production (an uncertified tag is
 refused), train and certify version 2 against the champion, run the canary analysis on a local Prometheus
-(version 2 and a faulty candidate against version 1), promote version 2, roll production back in one PR, and
-print `mlci status`. Everything lands in build/demo/ (git-ignored); every step prints its time.
+(version 2 and a faulty candidate against version 1), promote version 2 (version 1 stays as its shadow), send
+the held-out labels as feedback to production and to the shadow and show both live accuracies (`mlci status
+--prometheus`), roll production back in one PR, and print `mlci status`. Everything lands in build/demo/
+(git-ignored); every step prints its time.
 """
 
 from __future__ import annotations
@@ -145,6 +147,10 @@ def main() -> None:
         "review: Grace merges the production PR; sync-aliases moves champion to what production runs",
         lambda: merged_in_production(f"deploy/{APP}/production"),
     )
+    live: str = step(
+        "live quality: production (version 2) and its shadow (version 1) get the held-out set and its labels",
+        lambda: live_quality(project, version_one, repo),
+    )
     step(
         "rollback: one PR that returns production to version 1",
         lambda: mlci("rollback", "--env", "production", "--repo", repo, "--forge", "none"),
@@ -189,6 +195,7 @@ Images:      v1 {image_one.reference}
 Deployments: {deployments}  (git log --graph main, in that folder, shows every PR merged)
 Canary:      {DEMO / "canary"}  (Prometheus and server logs)
 {canary_lines}
+Live:        {live or "SKIPPED (see its step)"}
 Refused:     {refusal}
 Status:      {DEMO / "status.md"}
 No-op repro: {noop.seconds:.2f} s
@@ -257,6 +264,46 @@ def canary(project: Path, stable: Path) -> dict[str, dict[str, tuple[float, bool
     if all(passed for _, passed in results["faulty"].values()):
         raise RuntimeError(f"the faulty canary passed its analysis: {results['faulty']}")
     return results
+
+
+def live_quality(project: Path, shadow: Path, repo: str) -> str:
+    """Production serves version 2 and its shadow version 1 on a mirror of the same requests (the HTTPRoute's
+    RequestMirror in the cluster); the held-out set's rows go to both under one X-Request-Id each, then its labels
+    as `POST /feedback`; Prometheus scrapes both, and `mlci status --prometheus` shows both live accuracies."""
+    import pandas as pd
+    from canary import Server, mirrored, wait_scraped
+
+    if os.environ.get("MLOPS_DEMO_SKIP_CANARY"):
+        print("    SKIPPED live quality: MLOPS_DEMO_SKIP_CANARY is set (it runs Prometheus too)")
+        return ""
+    if shutil.which("prometheus") is None:
+        print("    SKIPPED live quality: prometheus is not installed (bash scripts/system-packages.sh)")
+        return ""
+    test = pd.read_parquet(project / "data" / "prepared" / "test.parquet")
+    namespace = f"{APP}-production"
+    pairs = {namespace: (Server("version-2", project / "models" / "serving", {}), Server("version-1", shadow, {}))}
+    with mirrored(DEMO / "live", APP, pairs, str(project / ".venv" / "bin" / "mlci")) as running:
+        running.score(namespace, test.drop(columns=["target"]))
+        counted = running.feedback(namespace, test["target"].tolist())
+        print(f"    feedback counted by production: {counted['stable']}; by the shadow: {counted['shadow']}")
+        labelled = f'sum(mlci_feedback_total{{namespace="{namespace}", outcome=~"correct|wrong"}})'
+        wait_scraped(running.prometheus_url, labelled, 2 * len(test))
+        deadline, live, rows = time.monotonic() + 60, {}, {}
+        while set(live) != {"serving", "shadow"} and time.monotonic() < deadline:
+            shown = run(["mlci", "status", "--repo", repo, "--prometheus", running.prometheus_url, "--format", "json"],
+                        project, env=project_env(project)).check()  # fmt: skip
+            rows = {r["env"]: r for r in json.loads(shown.stdout)["apps"][0]["environments"]}
+            live = rows["production"]["live_quality"] or {}
+            time.sleep(0 if set(live) == {"serving", "shadow"} else 2)
+    if set(live) != {"serving", "shadow"}:
+        raise RuntimeError(f"mlci status shows no live quality for production and its shadow: {rows.get('production')}")
+    line = (
+        f"production version {rows['production']['version']}: live accuracy {live['serving']['accuracy']:.4f} "
+        f"over {live['serving']['labelled']} labelled rows; its shadow, version {rows['production']['shadow_version']}:"
+        f" {live['shadow']['accuracy']:.4f} over {live['shadow']['labelled']}"
+    )
+    print(f"    {line}")
+    return line
 
 
 def serve_once(project: Path) -> dict[str, object]:

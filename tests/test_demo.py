@@ -22,9 +22,10 @@ def test_the_demo_runs_the_whole_loop(tmp_path, record_property):
     out = done.stdout
     assert done.returncode == 0, out[-4000:] + done.stderr[-4000:]
     steps = re.findall(r"^==> \[\s*(\d+)\] (.*) \.\.\.$", out, flags=re.M)
-    assert len(steps) == len(re.findall(r"^    done in [0-9.]+ s$", out, flags=re.M)) == 30
+    assert len(steps) == len(re.findall(r"^    done in [0-9.]+ s$", out, flags=re.M)) == 31
     assert "SKIPPED the serving image: MLOPS_DEMO_SKIP_IMAGES is set" in out
     assert "SKIPPED the canary analysis: MLOPS_DEMO_SKIP_CANARY is set" in out
+    assert "SKIPPED live quality: MLOPS_DEMO_SKIP_CANARY is set" in out  # tests/test_shadow.py runs it
     assert re.search(r"Refused: +mlci: error: v1\.1\.0 \([0-9a-f]{12}\) is not certified", out)
     assert re.search(r"tumor-classifier +production +1 +verified", out)  # rolled back to version 1
     assert re.search(r"tumor-classifier +staging +2 +verified +verified \(signed by demo-release-key\)", out)
