@@ -3,7 +3,8 @@ serving pods (job `<app>-stable`) and for the shadow (job `<app>-shadow`, deploy
 environment's namespace `<app>-<env>` as the overlays set it.
 
 A classifier's live accuracy (correct over correct and wrong); a regression's live RMSE (the squared error sum
-over the matched rows); with the number of labelled rows behind each. Nothing labelled: no figure.
+over the matched rows); with the number of labelled rows behind each, as each counter grew over the window (a
+counter reset inside one series, a server restarted in the same pod, undercounts). Nothing labelled: no figure.
 """
 
 from __future__ import annotations
@@ -42,17 +43,24 @@ def query(prometheus: str, expr: str, timeout: float = 30) -> list[tuple[dict[st
         ) from None
 
 
+def grown(metric: str, where: str, window: str) -> str:
+    """How much each series of a counter grew over the window: its largest value less its smallest. Unlike
+    increase(), which extrapolates a young series to the window's start (a pod a minute old shows a quarter more
+    rows than it got), this counts what was counted, and a new pod's series starts from its own first sample."""
+    return f"max_over_time({metric}{{{where}}}[{window}]) - min_over_time({metric}{{{where}}}[{window}])"
+
+
 def live_quality(prometheus: str, app: str, env: str, window: str = "1h") -> dict[str, dict[str, Any]]:
     """{"serving": {...}, "shadow": {...}}: each role's live accuracy or RMSE and its labelled rows, where any."""
     where = f'namespace="{app}-{env}", job=~"{app}-(stable|shadow)"'
     counts: dict[str, dict[str, float]] = defaultdict(dict)
-    totals = f"sum by (job, outcome) (increase(mlci_feedback_total{{{where}}}[{window}]))"
+    totals = f"sum by (job, outcome) ({grown('mlci_feedback_total', where, window)})"
     for labels, value in query(prometheus, totals):
         counts[labels.get("job", "")][labels.get("outcome", "")] = value
     squares = {
         labels.get("job", ""): value
         for labels, value in query(
-            prometheus, f"sum by (job) (increase(mlci_feedback_squared_error_total{{{where}}}[{window}]))"
+            prometheus, f"sum by (job) ({grown('mlci_feedback_squared_error_total', where, window)})"
         )
     }
     found: dict[str, dict[str, Any]] = {}
