@@ -260,6 +260,7 @@ class Mirrored:
 
     def __init__(self) -> None:
         self.ports: dict[tuple[str, str], int] = {}
+        self.scored: dict[tuple[str, str], int] = {}  # rows scored by each server
         self.prometheus_url = ""
 
     def _post(self, namespace: str, role: str, path: str, document: dict, request_id: str | None) -> dict:
@@ -290,8 +291,27 @@ class Mirrored:
             thread.join()
         if any(len(a) != len(rows) for a in answered.values()):
             raise RuntimeError(f"not every row was answered in {namespace}")
-        time.sleep(1.5)  # a worker moves what it scored into its shared store once a second
+        for role in answered:
+            self.scored[namespace, role] = self.scored.get((namespace, role), 0) + len(rows)
+            self._flushed(namespace, role)
         return answered
+
+    def _flushed(self, namespace: str, role: str, within: float = 60) -> None:
+        """Wait until the server has moved every row it scored into its store, as the prediction counts of its
+        /metrics show (a worker does both in one pass, once a second): feedback sent before that is unmatched."""
+        deadline = time.monotonic() + within
+        counted = 0.0
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.ports[namespace, role]}/metrics", timeout=30
+            ) as answer:
+                lines = answer.read().decode().splitlines()
+            counted = sum(float(line.rsplit(" ", 1)[1]) for line in lines
+                          if line.startswith(("mlci_predictions_total{", "mlci_prediction_value_count")))  # fmt: skip
+            if counted >= self.scored[namespace, role]:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{role} in {namespace} counted {counted} of {self.scored[namespace, role]} rows")
 
     def feedback(self, namespace: str, labels: list, regression: bool = False) -> dict[str, dict]:
         """The true label of each row scored (a class; for a regression, its number) to both; what each counted."""
