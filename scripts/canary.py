@@ -16,7 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,21 +51,152 @@ class Fleet:
             raise RuntimeError(f"Prometheus answered {answer} to {promql}")
         return float(answer["data"]["result"][1])
 
-    def measure(self, canary: str, stable: str = "stable") -> dict[str, tuple[float, bool]]:
-        """Each metric of the template for this canary against the stable: its value and whether it lets the
-        rollout go on (an inconclusive measurement does, where the metric's inconclusiveLimit allows it)."""
+    def measure_metric(self, metric: dict, canary: str, stable: str = "stable", scale: float = 1.0) -> float:
+        """One measurement of one metric of the template, its range windows scaled by `scale`."""
         args = {"namespace": self.namespace, "canary-hash": canary, "stable-hash": stable}
+        query = re.sub(
+            r"\{\{args\.([a-z-]+)\}\}", lambda m: args[m.group(1)], metric["provider"]["prometheus"]["query"]
+        )
+        return self.query(scaled_windows(query, scale))
+
+    def measure(self, canary: str, stable: str = "stable") -> dict[str, tuple[float, bool]]:
+        """Each metric of the template once, for this canary against the stable: its value and whether it lets the
+        rollout go on (an inconclusive measurement does, where the metric's inconclusiveLimit allows it)."""
         results = {}
         for metric in self.template["spec"]["metrics"]:
-            query = re.sub(r"\{\{args\.([a-z-]+)\}\}", lambda m: args[m.group(1)],
-                           metric["provider"]["prometheus"]["query"])  # fmt: skip
-            value = self.query(query)
+            value = self.measure_metric(metric, canary, stable)
             outcome = verdict(metric, value)
             results[metric["name"]] = (
                 value,
                 outcome if outcome is not None else metric.get("inconclusiveLimit", 0) > 0,
             )
         return results
+
+    def analyse(
+        self,
+        canaries: list[str],
+        schedule: Schedule,
+        rate: float = 15.0,
+        rows: Any = None,
+        labels: list | None = None,
+        rates: dict[str, float] | None = None,
+    ) -> dict[str, Analysis]:
+        """Every canary's analysis run as Argo Rollouts runs it, on the schedule (time-scaled): load on every server
+        from the start, the first measurement of every metric after the Rollout's pause, then one every `interval`
+        up to `count`; a metric fails the run once its failed measurements exceed `failureLimit`, and is
+        inconclusive past `inconclusiveLimit`. A canary's load stops when its run ends; the stable's, at the last.
+        With `labels`, every answered row's true label goes back as `POST /feedback` while the load goes on.
+        `rate`: requests a second to each server, or `rates[name]` to that one."""
+        load = Load(self, rate, rows, labels, rates)
+        runs = {name: Analysis(name) for name in canaries}
+        metrics = self.template["spec"]["metrics"]
+        due = sorted({schedule.pause + k * schedule.seconds(m.get("interval", "0s"))
+                      for m in metrics for k in range(int(m.get("count", 1)))})  # fmt: skip
+        load.start()
+        began = time.monotonic()
+        try:
+            for at in due:
+                time.sleep(max(0.0, began + at - time.monotonic()))
+                for run in runs.values():
+                    if run.phase != "Running":
+                        continue
+                    for metric in metrics:
+                        number = len(run.values.get(metric["name"], [])) + 1
+                        planned = schedule.pause + (number - 1) * schedule.seconds(metric.get("interval", "0s"))
+                        if number <= int(metric.get("count", 1)) and planned <= at:
+                            value = self.measure_metric(metric, run.canary, scale=schedule.scale)
+                            run.record(metric, value, round(time.monotonic() - began, 1))
+                    run.requests.append(load.sent[run.canary])
+                    run.settle(metrics)
+                    if run.phase != "Running":
+                        load.stop(run.canary)
+            for run in runs.values():
+                if run.phase == "Running":
+                    run.phase = "Successful"
+        finally:
+            load.stop_all()
+        return runs
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The Rollout's pause before its first analysis step and the factor that scales every duration: the pause,
+    each metric's interval and each query's range windows (`[1m]` at 0.25 is `[15s]`)."""
+
+    pause: float
+    scale: float
+
+    @classmethod
+    def of(cls, rollout: Path, scale: float = 1.0) -> Schedule:
+        """The pause before the first analysis step of the Rollout's canary steps, scaled."""
+        steps = yaml.safe_load(rollout.read_text())["spec"]["strategy"]["canary"]["steps"]
+        pause = 0.0
+        for step in steps:
+            if "analysis" in step:
+                return cls(pause * scale, scale)
+            if "pause" in step:
+                pause += duration(step["pause"].get("duration", "0s"))
+        raise ValueError(f"{rollout} has no analysis step")
+
+    def seconds(self, text: str) -> float:
+        return duration(text) * self.scale
+
+
+def duration(text: str | int) -> float:
+    """An Argo Rollouts or Prometheus duration (`30s`, `1m`, `2h`; a bare number is seconds) in seconds."""
+    parsed = re.fullmatch(r"([0-9.]+)(ms|s|m|h)?", str(text).strip())
+    if parsed is None:
+        raise ValueError(f"unsupported duration {text!r}")
+    return float(parsed.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[parsed.group(2)]
+
+
+def scaled_windows(query: str, scale: float) -> str:
+    """The query with every range window (`[1m]`, `[10m]`) multiplied by `scale`, in whole seconds."""
+    if scale == 1.0:
+        return query
+    return re.sub(r"\[([0-9.]+(?:ms|s|m|h))\]", lambda m: f"[{max(1, round(duration(m.group(1)) * scale))}s]", query)
+
+
+@dataclass
+class Analysis:
+    """One canary's analysis run: every measurement (when, metric, value, verdict) and how the run ended."""
+
+    canary: str
+    phase: str = "Running"  # then Successful, Failed or Inconclusive, as an AnalysisRun's phase
+    measurements: list[tuple[float, str, float, bool | None]] = field(default_factory=list)
+    values: dict[str, list[float]] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+    requests: list[int] = field(default_factory=list)  # the canary's requests sent by each measurement
+    ended_at: int = 0  # the measurement number (of any metric) at which the run ended
+
+    def record(self, metric: dict, value: float, at: float) -> None:
+        self.values.setdefault(metric["name"], []).append(value)
+        self.measurements.append((at, metric["name"], value, verdict(metric, value)))
+
+    def settle(self, metrics: list[dict]) -> None:
+        for metric in metrics:
+            outcomes = [v for _, name, _, v in self.measurements if name == metric["name"]]
+            if outcomes.count(False) > int(metric.get("failureLimit", 0)):
+                self.failed.add(metric["name"])
+            elif outcomes.count(None) > int(metric.get("inconclusiveLimit", 0)):
+                self.phase = "Inconclusive"
+        if self.failed:
+            self.phase = "Failed"
+        if self.phase != "Running":
+            self.ended_at = max(len(v) for v in self.values.values())
+
+    def first_failure(self) -> int:
+        """The number of the measurement (1 = the first) at which a metric first failed; 0 when none did."""
+        counts: dict[str, int] = {}
+        for _, name, _, outcome in self.measurements:
+            counts[name] = counts.get(name, 0) + 1
+            if outcome is False:
+                return counts[name]
+        return 0
+
+    def summary(self) -> dict[str, tuple[float, bool]]:
+        """Each metric's last value and whether it let the rollout go on."""
+        return {name: (values[-1], name not in self.failed) for name, values in self.values.items()}
 
 
 def verdict(metric: dict, result: float) -> bool | None:
@@ -98,13 +229,10 @@ def fleet(
     namespace: str,
     servers: list[Server],
     mlci: str,
-    load_seconds: float,
-    rows: Any = None,
-    labels: list | None = None,
 ) -> Iterator[Fleet]:
-    """Start every server and a Prometheus scraping them each second, load them for `load_seconds` (then send
-    each row's true label as feedback, where `labels` gives them, one per row), then yield the fleet for
-    measuring; everything stops afterwards."""
+    """Start every server and a Prometheus scraping them each second; yield the fleet once Prometheus has scraped
+    every server (so every counter's first sample is before any request), for `Fleet.analyse`; everything stops
+    afterwards."""
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         raise RuntimeError("prometheus is missing: Debian's prometheus package provides it")
@@ -135,8 +263,7 @@ def fleet(
             f"{running.prometheus_url}/-/ready",
             folder / "prometheus.log",
         ).start(timeout=60)  # fmt: skip
-        drive_load(running, load_seconds, rows, labels)
-        time.sleep(3)  # a last scrape after the load
+        wait_scraped(running.prometheus_url, "count(up == 1)", len(running.servers))
         yield running
     finally:
         for process, _ in running.servers.values():
@@ -145,46 +272,95 @@ def fleet(
             running.prometheus.stop()
 
 
-def drive_load(fleet: Fleet, seconds: float, features: Any = None, labels: list | None = None) -> None:
-    """About 15 single-row requests a second to every server, rows drawn from `features` (a DataFrame; by default
-    the breast-cancer data's). With `labels` (one class per row), once the load is over every server gets the true
-    labels of the rows it answered, by their X-Request-Id, as `POST /feedback`: a client that learns the outcomes
-    later sends them so."""
-    if features is None:
-        from sklearn.datasets import load_breast_cancer
+class Load:
+    """Single-row requests to every server of the fleet at `rate` a second each (`rates` for some), on a kept-alive
+    connection, rows drawn from `features` (a DataFrame; by default the breast-cancer data's) in the same order for
+    every server, so that class shares differ only by the model. With `labels` (one per row), each server also gets
+    the true labels of the rows it answered, by their X-Request-Id, as `POST /feedback` about every second: ground
+    truth that arrives while the analysis runs, as a client that learns outcomes sends it."""
 
-        features = load_breast_cancer(as_frame=True).frame.drop(columns="target")
-    rows = [json.dumps({"dataframe_split": {"columns": list(features.columns), "data": [row]}}).encode()
-            for row in features.to_numpy().tolist()]  # fmt: skip
-    deadline = time.monotonic() + seconds
-    answered: dict[int, list[tuple[str, int]]] = {}
+    # A worker moves what it scored into its shared store once a second: feedback waits that long and a margin.
+    FEEDBACK_DELAY = 2.0
 
-    def hammer(port: int) -> None:
-        generator = random.Random(0)  # every server sees the same rows: class shares differ only by the model
-        sent = answered.setdefault(port, [])
-        while time.monotonic() < deadline:
-            index = generator.randrange(len(rows))
-            request_id = f"load-{len(sent)}"
-            headers = {"Content-Type": "application/json", "X-Request-Id": request_id}
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", rows[index], headers)
-            with contextlib.suppress(urllib.error.HTTPError):  # a faulty canary's 500s are what is measured
-                urllib.request.urlopen(request, timeout=10).read()
-                sent.append((request_id, index))
-            time.sleep(0.06)
+    def __init__(
+        self,
+        fleet: Fleet,
+        rate: float,
+        features: Any = None,
+        labels: list | None = None,
+        rates: dict[str, float] | None = None,
+    ) -> None:
+        if features is None:
+            from sklearn.datasets import load_breast_cancer
 
-    threads = [threading.Thread(target=hammer, args=(port,)) for _, port in fleet.servers.values()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if labels is None:
-        return
-    time.sleep(1.5)  # a worker moves what it scored into its shared store once a second
-    for port, sent in answered.items():
-        document = {"feedback": [{"id": f"{request_id}:0", "label": labels[index]} for request_id, index in sent]}
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/feedback", json.dumps(document).encode(),
-                                         {"Content-Type": "application/json"})  # fmt: skip
-        urllib.request.urlopen(request, timeout=60).read()
+            features = load_breast_cancer(as_frame=True).frame.drop(columns="target")
+        self.rows = [json.dumps({"dataframe_split": {"columns": list(features.columns), "data": [row]}}).encode()
+                     for row in features.to_numpy().tolist()]  # fmt: skip
+        self.fleet, self.labels = fleet, labels
+        self.rates = {name: (rates or {}).get(name, rate) for name in fleet.servers}
+        self.stopped = {name: threading.Event() for name in fleet.servers}
+        self.threads = [threading.Thread(target=self._hammer, args=(name,), daemon=True) for name in fleet.servers]
+        self.sent: dict[str, int] = dict.fromkeys(fleet.servers, 0)
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self, name: str) -> None:
+        self.stopped[name].set()
+
+    def stop_all(self) -> None:
+        for event in self.stopped.values():
+            event.set()
+        for thread in self.threads:
+            thread.join()
+        if self.errors:
+            raise RuntimeError("the load failed: " + "; ".join(self.errors))
+
+    def _hammer(self, name: str) -> None:
+        import http.client
+
+        port = self.fleet.servers[name][1]
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        generator = random.Random(0)
+        pending: list[tuple[float, str, int]] = []  # answered, not yet labelled: (when, request id, row)
+        next_at = last_feedback = time.monotonic()
+        try:
+            while not self.stopped[name].is_set():
+                index = generator.randrange(len(self.rows))
+                request_id = f"load-{self.sent[name]}"
+                connection.request("POST", "/invocations", self.rows[index],
+                                   {"Content-Type": "application/json", "X-Request-Id": request_id})  # fmt: skip
+                answer = connection.getresponse()
+                answer.read()
+                self.sent[name] += 1
+                now = time.monotonic()
+                if answer.status == 200 and self.labels is not None:  # a faulty canary's 500s are what is measured
+                    pending.append((now, request_id, index))
+                if pending and now - last_feedback >= 1.0:
+                    ripe = [p for p in pending if now - p[0] >= self.FEEDBACK_DELAY]
+                    if ripe:
+                        self._feedback(connection, ripe)
+                        pending = pending[len(ripe) :]
+                    last_feedback = now
+                next_at = max(next_at + 1.0 / self.rates[name], now)  # a slow server's lag is not made up in a burst
+                time.sleep(max(0.0, next_at - time.monotonic()))
+        except Exception as error:  # noqa: BLE001 (reported by stop_all, in the caller's thread)
+            self.errors.append(f"{name}: {error!r}")
+        finally:
+            connection.close()
+
+    def _feedback(self, connection: Any, rows: list[tuple[float, str, int]]) -> None:
+        assert self.labels is not None
+        document = {
+            "feedback": [{"id": f"{request_id}:0", "label": self.labels[index]} for _, request_id, index in rows]
+        }
+        connection.request("POST", "/feedback", json.dumps(document).encode(), {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        body = answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"/feedback answered {answer.status}: {body[:200]!r}")
 
 
 def save_candidate(path: Path, classes: tuple[object, ...] = ("malignant", "benign")) -> Path:

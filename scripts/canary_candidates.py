@@ -1,6 +1,8 @@
 """Small models served as MLflow pyfuncs, which misbehave on purpose when CANARY_FAULT says so: `errors` (3
-requests in 10 fail), `slow` (100 ms more per request) or `shifted` (the classifier calls every row the second
-class; the regressor predicts a value raised by half its range, as a model broken by a shifted input would).
+requests in 10 fail), `slow` (100 ms more per request), `shifted` (the classifier calls every row the second
+class; the regressor predicts a value raised by half its range, as a model broken by a shifted input would) or
+`late` (well for 1,300 requests after the spared calls, then 2 in 10 fail: what one query after a short load
+cannot see).
 Shipped with the model (code_paths), so `mlci serve` can load it; the server's warm-up calls are spared."""
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ import numpy as np
 # Calls in this process: the server's warm-up calls (the first few) are spared the faults.
 _CALLS = itertools.count()
 WARM_UP_CALLS = 50  # more than mlci serve's warm-up rounds
+LATE_AFTER = 1300  # requests the `late` fault answers well
 
 
 def _fault() -> str:
     """The fault to play on this call: none during the server's warm-up, then CANARY_FAULT's."""
-    fault = os.environ.get("CANARY_FAULT", "none") if next(_CALLS) >= WARM_UP_CALLS else "none"
+    call = next(_CALLS)
+    fault = os.environ.get("CANARY_FAULT", "none") if call >= WARM_UP_CALLS else "none"
     if fault == "errors" and random.random() < 0.3:
         raise RuntimeError("injected fault")
+    if fault == "late" and call >= WARM_UP_CALLS + LATE_AFTER and random.random() < 0.2:
+        raise RuntimeError("injected late fault")
     if fault == "slow":
         time.sleep(0.1)
     return fault

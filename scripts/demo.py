@@ -26,7 +26,10 @@ from bakery import TEMPLATE, Timed, bake, commit_all, project_env, run, setup
 DEMO = Path(os.environ.get("MLOPS_DEMO_DIR") or TEMPLATE / "build" / "demo")
 APP = "tumor-classifier"
 IMAGE_NAME = f"ghcr.io/my-org/{APP}"
-CANARY_LOAD_SECONDS = 15
+# The canary's schedule (1 minute's pause, 4 measurements 30 s apart) at a quarter of its time, 20 requests a
+# second to each server.
+CANARY_SCALE = 0.25
+CANARY_RATE = 20
 TIMES: list[tuple[str, float]] = []
 
 
@@ -229,8 +232,9 @@ def serving_image(project: Path) -> Image:
 
 def canary(project: Path, stable: Path) -> dict[str, dict[str, tuple[float, bool]]]:
     """Stable: version 1. Canaries: version 2 as packaged, and a candidate that fails 3 requests in 10.
-    Prometheus scrapes them all under load; the AnalysisTemplate's own queries judge each canary."""
-    from canary import Server, fleet, save_candidate
+    Prometheus scrapes them all under load; the analysis runs on the Rollout's and AnalysisTemplate's schedule,
+    time-scaled by CANARY_SCALE, and the template's own queries judge each canary at every measurement."""
+    from canary import Schedule, Server, fleet, save_candidate
 
     if os.environ.get("MLOPS_DEMO_SKIP_CANARY"):
         print("    SKIPPED the canary analysis: MLOPS_DEMO_SKIP_CANARY is set")
@@ -251,19 +255,23 @@ def canary(project: Path, stable: Path) -> dict[str, dict[str, tuple[float, bool
         Server("faulty", faulty, {"CANARY_FAULT": "errors"}),
     ]
     template = project / "deploy" / "analysistemplate.yaml"
-    with fleet(folder / "fleet", template, f"{APP}-staging", servers, mlci, CANARY_LOAD_SECONDS) as running:
-        results = {name: running.measure(name) for name in ("version-2", "faulty")}
-    for name, measured in results.items():
-        verdict = "passes" if all(passed for _, passed in measured.values()) else "fails"
+    schedule = Schedule.of(project / "deploy" / "rollout.yaml", CANARY_SCALE)
+    print(f"    the schedule at {CANARY_SCALE:g} of its time: the first measurement after {schedule.pause:g} s")
+    with fleet(folder / "fleet", template, f"{APP}-staging", servers, mlci) as running:
+        analyses = running.analyse(["version-2", "faulty"], schedule, CANARY_RATE)
+    for name, analysis in analyses.items():
         shown = ", ".join(
-            f"{metric}={value:.4f}{'' if passed else ' (FAILED)'}" for metric, (value, passed) in measured.items()
+            f"{metric}={value:.4f}{'' if passed else ' (FAILED)'}"
+            for metric, (value, passed) in analysis.summary().items()
         )
-        print(f"    {name}: {verdict}: {shown}")
-    if not all(passed for _, passed in results["version-2"].values()):  # Argo Rollouts would abort it
-        raise RuntimeError(f"the healthy canary failed its analysis: {results['version-2']}")
-    if all(passed for _, passed in results["faulty"].values()):
-        raise RuntimeError(f"the faulty canary passed its analysis: {results['faulty']}")
-    return results
+        taken = max(len(values) for values in analysis.values.values())
+        when = f"at measurement {analysis.first_failure()}" if analysis.failed else f"{taken} measurements"
+        print(f"    {name}: {analysis.phase} ({when}): {shown}")
+    if analyses["version-2"].phase != "Successful":  # Argo Rollouts would abort it
+        raise RuntimeError(f"the healthy canary failed its analysis: {analyses['version-2'].measurements}")
+    if analyses["faulty"].phase != "Failed":
+        raise RuntimeError(f"the faulty canary passed its analysis: {analyses['faulty'].measurements}")
+    return {name: analysis.summary() for name, analysis in analyses.items()}
 
 
 def live_quality(project: Path, shadow: Path, repo: str) -> str:
