@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 TOOLS := $(abspath .venv-tools)
 export MLOPS_TEMPLATE_TOOLS := $(TOOLS)/bin
 
-.PHONY: help system setup installed lock demo test test-fast lint bench bench-serve bench-tables bench-limit bench-peers bench-workers bench-internals bench-certify bench-deploy bench-status clean
+.PHONY: help system setup installed lock demo test test-fast lint bench bench-serve bench-tables bench-limit bench-peers bench-workers bench-internals bench-certify bench-deploy bench-status bench-score clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -99,6 +99,9 @@ bench-deploy: setup ## mlci deploy-pr into a repo of 1,000 apps, and render + va
 
 bench-status: setup ## mlci status on a deployment repo of 1,000 apps x 2 envs; target under 2 s.
 	python bench/status.py
+
+bench-score: setup ## mlci score against mlflow models predict on 1,000,000 rows, and under a memory cap; target 4x, 0.5x onnxruntime.
+	python bench/score.py
 
 clean: ## Remove the environment and everything built.
 	rm -rf $(VENV) $(TOOLS) node_modules build

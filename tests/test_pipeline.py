@@ -176,6 +176,12 @@ class PipelineContract:
         assert set(certificate["data"]) >= {"data/prepared/train.parquet", "data/prepared/test.parquet"}
         report = (out / "report.md").read_text()
         assert "| robustness | ✅ pass |" in report and all((out / p).is_file() for p in ("metrics.png", "roc.png"))
+        # Each gate against its bound in words, no Python repr, the data contract in figures rather than its command.
+        assert "{'" not in report and "python -m" not in report and " checks passed<br>the data contract (" in report
+        card = (out / "model-card.md").read_text()  # beside the certificate, with the project's team sections
+        model = certificate["model"]
+        assert card.startswith(f"# Model card: {model['name']} version {model['version']}\n")
+        assert "## Intended use" in card and "| accuracy | " in card and "| p99 latency | " in card
         project.sh("mlci", "certify", "--verify", str(out / "certificate.json"), "models/serving").check()
 
     def test_verify_refuses_a_tampered_artifact(self, project, tmp_path):
@@ -306,6 +312,8 @@ class TestSklearnProject(PipelineContract):
         assert "expect_column_values_to_not_be_null" in gates["data"]["reason"] + result.stderr
         assert "accuracy" in gates["quality"]["reason"] and "0.9999" in gates["quality"]["reason"]
         assert gates["champion"]["reason"].startswith("worse than 'champion': ")
+        report = (tmp_path / "o" / "report.md").read_text()
+        assert ", needs ≥ 0.9999" in report and "{'" not in report
 
     def test_the_pyfunc_switch_makes_the_model_slow_and_trips_the_serving_gate_only(self, project, tmp_path):
         # The rate asked is half what the ONNX export carried at saturation in this run, on this machine as

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "system-packages.sh"
-PRESENT = ("git", "make", "node", "npm", "python3.11", "buildah", "debootstrap", "env")
+PRESENT = ("git", "make", "node", "npm", "python3.11", "chromium", "buildah", "debootstrap", "env")
 
 
 def machine(folder: Path, uid: int, sudo_asks_password: bool) -> Path:

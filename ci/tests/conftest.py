@@ -58,12 +58,18 @@ def server(forest_package: ServedModel, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="session")
-def mixed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
-    """`mlci serve` on a mixed table's model (text, integers, missing values), and the MLflow model it came from."""
+def mixed_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[ServedModel, Path]:
+    """A mixed table's model (text, integers, missing values) packaged, and the MLflow model it came from."""
     folder = tmp_path_factory.mktemp("mixed")
     source = save_mixed_model(folder / "model")
-    served = package(str(source), folder / "serving", version="3", log=lambda _: None)
-    process = start_server(served, folder / "serve.log", "--drift-window", "100")
+    return package(str(source), folder / "serving", version="3", log=lambda _: None), source
+
+
+@pytest.fixture(scope="session")
+def mixed_server(mixed_package: tuple[ServedModel, Path]) -> Iterator[tuple[Server, Path]]:
+    """`mlci serve` on a mixed table's model (text, integers, missing values), and the MLflow model it came from."""
+    served, source = mixed_package
+    process = start_server(served, served.directory.parent / "serve.log", "--drift-window", "100")
     try:
         yield Server(process), source
     finally:

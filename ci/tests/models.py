@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def save_sklearn_forest(path: Path, trees: int = 100, predict_fn: str = "predict_proba") -> Path:
-    """A scaled random forest on breast cancer, with a signature, input example and drift baseline."""
+def save_sklearn_forest(
+    path: Path,
+    trees: int = 100,
+    predict_fn: str = "predict_proba",
+    max_depth: int | None = None,
+    n_jobs: int | None = None,
+) -> Path:
+    """A scaled random forest on breast cancer, with a signature, input example and drift baseline (the template
+    trains it with max_depth 8 and n_jobs -1)."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
     from sklearn.datasets import load_breast_cancer
@@ -18,7 +25,8 @@ def save_sklearn_forest(path: Path, trees: int = 100, predict_fn: str = "predict
     from mlci.drift import feature_baseline
 
     features, labels = load_breast_cancer(return_X_y=True, as_frame=True)
-    model = Pipeline([("scale", StandardScaler()), ("model", RandomForestClassifier(trees, random_state=0))])
+    forest = RandomForestClassifier(trees, max_depth=max_depth, random_state=0, n_jobs=n_jobs)
+    model = Pipeline([("scale", StandardScaler()), ("model", forest)])
     model.fit(features, labels)
     output = model.predict_proba(features.head(5)) if predict_fn == "predict_proba" else model.predict(features.head(5))
     mlflow.sklearn.save_model(

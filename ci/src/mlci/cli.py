@@ -161,7 +161,7 @@ def serve(
     raise typer.Exit(code)
 
 
-def _attested_artifact(path: Path, trust: Path, sha256: str) -> str:
+def _attested_artifact(path: Path, trust: Path, sha256: str, doing: str = "serve") -> str:
     from .trust import attestation, policy
 
     try:
@@ -171,7 +171,7 @@ def _attested_artifact(path: Path, trust: Path, sha256: str) -> str:
     try:
         return str(attestation.verify_artifact(envelope, policy.load(trust), sha256))
     except attestation.AttestationError as refusal:
-        raise MlciError(f"refusing to serve {sha256[:12]}: {refusal}") from None
+        raise MlciError(f"refusing to {doing} {sha256[:12]}: {refusal}") from None
 
 
 @app.command()
@@ -210,6 +210,75 @@ def feedback(
 
 
 @app.command()
+def score(
+    model: Annotated[Path, typer.Argument(help="The packaged model (serving.json), e.g. models/serving")],
+    input_path: Annotated[
+        str, typer.Option("--input", help="A .parquet or .csv file, or a folder or prefix of them (local or s3://)")
+    ],
+    output: Annotated[
+        str, typer.Option(help="Parquet file; a folder of part-<i>.parquet for a folder input or --partitions")
+    ],
+    key: Annotated[list[str] | None, typer.Option("--key", help="An input column kept beside the predictions")] = None,
+    rejects: Annotated[str | None, typer.Option(help="Where refused rows go (default: beside the output)")] = None,
+    max_reject_share: Annotated[
+        float, typer.Option(help="Exit 1 when more than this share of the rows is refused", min=0.0, max=1.0)
+    ] = 0.0,
+    partitions: Annotated[int, typer.Option(help="Scorers sharing the input's files (a Job's completions)", min=1)] = 1,
+    partition_index: Annotated[
+        int,
+        typer.Option(envvar="JOB_COMPLETION_INDEX", help="This scorer's index: files i, i+N, ... of the listing"),
+    ] = 0,
+    run_id: Annotated[
+        str | None, typer.Option(help="The run's id, which every prediction id starts with (default: time-based)")
+    ] = None,
+    threads: Annotated[int, typer.Option(help="Threads the model runs on (0: one per core)", min=0, max=256)] = 0,
+    batch_rows: Annotated[int, typer.Option(help="Rows read and scored at a time (Parquet)", min=1)] = 65_536,
+    attestation: Annotated[
+        Path | None, typer.Option(help="Refuse to score unless this signed attestation certifies the artifact")
+    ] = None,
+    trust: Annotated[Path | None, typer.Option(help="With --attestation: the trust.yaml of its signers")] = None,
+) -> None:
+    """Score a table with a packaged model, in bounded memory: the predictions with the key columns, the model
+    version and a prediction id; rows the signature refuses go to a rejects file with the reason."""
+    import time
+
+    from .model import manifest
+    from .serving.batch import Progress, ScoreOptions
+    from .serving.batch import score as run_score
+
+    if (attestation is None) != (trust is None):
+        raise MlciError("--attestation and --trust go together: the attestation, and the trust.yaml of its signers")
+    served = manifest.load(model)
+    if attestation is not None and trust is not None:
+        _say(f"score: {served.sha256[:12]} is {_attested_artifact(attestation, trust, served.sha256, 'score')}")
+    threads = threads or os.cpu_count() or 1  # a batch has the machine (or the pod's CPUs) to itself
+    options = ScoreOptions(tuple(key or ()), partition_index, partitions, max_reject_share, rejects, run_id, threads,
+                           batch_rows)  # fmt: skip
+    shown = [0.0]
+
+    def progress(at: Progress) -> None:  # a line redrawn on a terminal, at most five times a second
+        if time.monotonic() - shown[0] >= 0.2:
+            shown[0] = time.monotonic()
+            rate = at.rows / at.seconds if at.seconds else 0.0
+            typer.echo(f"\rscore: file {at.file}/{at.files}, {at.rows:,} rows, {rate:,.0f} rows/s", err=True, nl=False)
+
+    done = run_score(served, input_path, output, options, progress if sys.stderr.isatty() else None)
+    if sys.stderr.isatty():
+        typer.echo("", err=True)
+    if done.ignored:
+        _say(f"score: ignored the columns the model does not take (--key keeps one): {', '.join(done.ignored)}")
+    share = done.rejected / done.rows if done.rows else 0.0
+    typer.echo(
+        f"score: {done.scored:,} rows scored, {done.rejected:,} rejected ({share:.2%}) from {len(done.files)} file(s) "
+        f"in {done.seconds:.1f} s -> {done.output}; rejects -> {done.rejects}"
+    )
+    if not done.passed:
+        typer.echo(f"mlci: refused: {share:.2%} of the rows rejected, over --max-reject-share {max_reject_share:.2%}",
+                   err=True)  # fmt: skip
+        raise typer.Exit(1)
+
+
+@app.command()
 def certify(
     config_file: Annotated[Path, typer.Option("--config", help="The gates and thresholds")] = Path(
         "certification.yaml"
@@ -236,7 +305,7 @@ def certify(
     outcome = run_certify(config_file, out, Path.cwd(), log=_say)
     verdict = outcome.certificate["verdict"]
     failing = [g["gate"] for g in outcome.certificate["gates"] if g["status"] != "pass"]
-    _say(f"certify: wrote {outcome.certificate_path} and {outcome.report_path}")
+    _say(f"certify: wrote {outcome.certificate_path}, {outcome.report_path} and {outcome.model_card_path}")
     typer.echo(f"certify: {verdict}" + (f" ({', '.join(failing)})" if failing else " (every gate passed)"))
     raise typer.Exit({"pass": 0, "fail": 1}.get(verdict, 2))
 
@@ -411,6 +480,45 @@ def promote(
     )
 
 
+@app.command("release-notes")
+def release_notes(
+    tag: Annotated[str, typer.Option(help="The release tag vX.Y.Z")],
+    repo: Annotated[str, typer.Option(help=REPO_HELP)],
+    forge: Annotated[
+        Forge,
+        typer.Option(help="github: name the merged PRs and approvals, create or update the release; none: notes only"),
+    ] = Forge.github,
+    app_name: Annotated[str | None, typer.Option("--app", help="The app (default: pyproject.toml's name)")] = None,
+    model_card: Annotated[
+        Path | None,
+        typer.Option(
+            help="A model card (Markdown), included as it is (default: the one beside the certificate staging ran)"
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where the notes are written")] = Path("reports/release-notes.md"),
+    project_repo: Annotated[
+        str | None, typer.Option(help="The project's repo on GitHub, owner/name (default: $GITHUB_REPOSITORY)")
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="The workflow run whose environment approvals count (default: $GITHUB_RUN_ID)")
+    ] = None,
+) -> None:
+    """Release notes for a tag against what production runs: parameter, data and metric changes, the PRs merged in
+    between, the certificate, the model card and who approved; with --forge github, the tag's GitHub release too.
+    The deployment repo is read with $DEPLOYMENT_REPO_TOKEN when set, else $GITHUB_TOKEN."""
+    from .gitops.release_notes import release_notes as run_release_notes
+
+    done = run_release_notes(
+        tag, repo, forge.value, _app(app_name), Path.cwd(), lambda notes: write_atomic(out, notes),
+        project_repo=project_repo, run_id=run_id or os.environ.get("GITHUB_RUN_ID") or None, model_card=model_card,
+    )  # fmt: skip
+    _say(f"release-notes: wrote {out}")
+    if done.action == "written":
+        typer.echo(f"release-notes: no forge: the notes of {done.release.app} {tag} are in {out}")
+    else:
+        typer.echo(f"release-notes: {done.action} the release {done.release.app} {tag} {done.url or ''}".rstrip())
+
+
 @app.command("sync-aliases")
 def sync_aliases(
     repo: Annotated[str, typer.Option(help=REPO_HELP)],
@@ -467,7 +575,11 @@ def status(
     output_format: Annotated[Format, typer.Option("--format", help="How the status is written")] = Format.table,
     out: Annotated[Path | None, typer.Option(help="Write the status here instead of printing it")] = None,
     prometheus: Annotated[
-        str, typer.Option(help="Prometheus URL: each environment's live quality from feedback, the shadow's too")
+        str,
+        typer.Option(
+            help="Prometheus URL: each environment's requests per second, p99 latency and rows predicted over a "
+            "day, and live quality from feedback (the shadow's too)"
+        ),
     ] = "",
 ) -> None:
     """Every app and environment in the deployment repo: what runs, certified how, trained and approved when."""

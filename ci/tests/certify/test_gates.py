@@ -25,7 +25,7 @@ def test_champion_passes_without_a_champion_and_fails_beyond_the_tolerance():
     candidate = {"accuracy": 0.93, "log_loss": 0.20}
     higher = {"accuracy": True, "log_loss": False}
     tolerance = {"accuracy": 0.01, "log_loss": 0.05}
-    first = champion.verdict(candidate, None, tolerance, higher, "'champion'")
+    first = champion.verdict(candidate, None, tolerance, higher, "champion")
     assert first.status == "pass" and "no 'champion' yet" in first.reason
     assert champion.verdict(candidate, {"accuracy": 0.935, "log_loss": 0.18}, tolerance, higher, "c").status == "pass"
     worse = champion.verdict(candidate, {"accuracy": 0.96, "log_loss": 0.10}, tolerance, higher, "c")
@@ -121,7 +121,7 @@ def test_the_champion_gate_takes_each_metric_s_direction_as_written():
     gate = ChampionGate(tolerance={"miss_share": 0.05, "accuracy": 0.01}, greater_is_better={"miss_share": False})
     assert directions(gate, {}) == {"miss_share": False, "accuracy": True}
     worse = champion.verdict({"miss_share": 0.30, "accuracy": 0.9}, {"miss_share": 0.10, "accuracy": 0.9},
-                             gate.tolerance, directions(gate, {}), "'champion'")  # fmt: skip
+                             gate.tolerance, directions(gate, {}), "champion")  # fmt: skip
     assert worse.status == "fail"
     with pytest.raises(ValueError, match="greater_is_better names 'rmse', which has no tolerance"):
         ChampionGate(tolerance={"r2": 0.01}, greater_is_better={"rmse": False})

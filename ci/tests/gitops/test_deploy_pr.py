@@ -77,6 +77,7 @@ def make_project(root: Path, served: ServedModel, name: str, verdict: str = "pas
     }
     (out / "certificate.json").write_text(json.dumps(certificate, indent=2))
     (out / "report.md").write_text(f"## Certification of {name}: ✅ pass\n")
+    (out / "model-card.md").write_text(f"# Model card: {name}\n")
     deploy = root / "deploy"
     deploy.mkdir()
     (deploy / "kustomization.yaml").write_text("resources:\n  - rollout.yaml\n")
@@ -143,6 +144,8 @@ def test_the_first_run_creates_the_branch_and_the_second_updates_it(forest_packa
     attested = read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/attestation.json")
     assert json.loads(attested) == json.loads((project / "reports/certification/attestation-a.json").read_bytes())
     assert "verified (signed by release-key)" in first.stderr
+    card = read_branch(deployments, branch, "apps/tumor-classifier/overlays/staging/model-card.md")
+    assert card.strip() == (project / "reports/certification/model-card.md").read_text().strip()
     assert "rollout.yaml" in git(deployments, "ls-tree", "--name-only", f"{branch}:apps/tumor-classifier/bases/staging")
     # the branch starts from main and touches only apps/tumor-classifier/
     changed = git(deployments, "diff", "--name-only", "main", branch).splitlines()

@@ -33,7 +33,12 @@ def certificate(version: str, commit: str, verdict: str = "pass", **extra: objec
             "verdict": verdict,
             "created_at": "2026-11-01T10:00:00+00:00",
             "gates": [
-                {"gate": "quality", "status": "pass", "measured": {"accuracy": 0.9 + int(version) / 100}},
+                {
+                    "gate": "quality",
+                    "status": "pass",
+                    "measured": {"accuracy": 0.9 + int(version) / 100},
+                    "threshold": {"accuracy": ">= 0.9"},
+                },
                 {"gate": "champion", "status": "pass", "reason": "not worse than the champion"},
             ],
             "model": {"name": APP, "version": version, "sha256": version * 64, "trained_at": "2026-11-01T09:00:00Z"},
@@ -64,18 +69,23 @@ class World:
         signer = keys.load_signer(self.key)
         return attestation.encode(attestation.attest(IMAGE, digest(version), document, version * 64, signer))
 
-    def ship(self, version: str, env: str, reviewer: str | None = "Ada Reviewer", base: str = "v1") -> str:
-        """Propose version (certified at the project commit of that name) to env, and merge it when reviewed."""
+    def ship(
+        self, version: str, env: str, reviewer: str | None = "Ada Reviewer", base: str = "v1", **extra: object
+    ) -> str:
+        """Propose version (certified at the project commit of that name, `extra` in its certificate) to env, and
+        merge it when reviewed."""
+        certified = certificate(version, self.commits[version], **extra)
         proposed = DeployProposal(
             APP,
             env,
             IMAGE,
             digest(version),
-            json.loads(certificate(version, self.commits[version])),
-            certificate(version, self.commits[version]),
+            json.loads(certified),
+            certified,
             "report",
             {"kustomization.yaml": b"resources: [rollout.yaml]\n", "rollout.yaml": f"# base {base}\n".encode()},
-            attestation=self.attest(version, certificate(version, self.commits[version])),
+            attestation=self.attest(version, certified),
+            model_card=f"# Model card of version {version}\n".encode(),
         )
         deploy_pr(proposed, str(self.deployments), "none", log=lambda _: None)
         return merge(self.deployments, proposed.branch, reviewer) if reviewer else ""
@@ -151,6 +161,7 @@ def test_a_release_tag_promotes_what_staging_ran_and_moves_the_aliases(world, tm
     assert overlay["images"][0] == {"name": IMAGE, "digest": digest("1")}
     # the very certificate bytes that staging pinned, and the base as it was then
     assert world.show(branch, f"{PRODUCTION}/certificate.json").encode() == certificate("1", world.commits["1"])
+    assert world.show(branch, f"{PRODUCTION}/model-card.md") == "# Model card of version 1"  # and its card
     assert (
         overlay["commonAnnotations"]["mlci.dev/certificate-sha256"]
         == hashlib.sha256(certificate("1", world.commits["1"])).hexdigest()
@@ -530,3 +541,182 @@ def test_promote_refuses_values_that_would_rewrite_the_overlay(world):
     assert "production" not in git(world.deployments, "branch", "--list", "deploy/*")
     bad_app = world.mlci("rollback", "--repo", str(world.deployments), "--forge", "none", "--app", "../etc")
     assert bad_app.returncode == 2 and "is not an app name" in bad_app.stderr
+
+
+def pull_request(project: Path, number: int, branch: str, files: dict[str, str], title: str, author: str) -> str:
+    """A branch with one commit of `files`, merged into main with a merge commit as GitHub's button makes it."""
+    git(project, "checkout", "--quiet", "-b", branch, "main")
+    for name, text in files.items():
+        (project / name).write_text(text)
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "-m", title, name=author)
+    git(project, "checkout", "--quiet", "main")
+    git(project, "merge", "--quiet", "--no-ff", "-m", f"Merge pull request #{number} from my-org/{branch}\n\n{title}",
+        branch)  # fmt: skip
+    return git(project, "rev-parse", "HEAD")
+
+
+def trained(trees: int, data: str) -> dict[str, object]:
+    """What a certificate records of the training inputs: params.yaml's values and the data's DVC hashes."""
+    values = {"train": {"n_estimators": trees, "max_depth": 5}}
+    return {"params": {"sha256": str(trees) * 8, "values": values}, "data": {"data/raw/tumors.csv": data}}
+
+
+def test_release_notes_name_the_merged_prs_the_parameter_change_and_the_metric_deltas(world, tmp_path):
+    from github_replay import Reply, recorded, replay
+
+    from mlci.gitops.github import GitHub
+    from mlci.gitops.release_notes import publish, release_notes
+
+    world.ship("1", "production", **trained(100, "a" * 32))  # production runs version 1, certified at commit 1
+    trees = pull_request(world.project, 12, "more-trees", {"params.yaml": "train:\n  n_estimators: 200\n"},
+                         "Grow the forest to 200 trees", "Ada Lovelace")  # fmt: skip
+    docs = pull_request(world.project, 13, "docs", {"README.md": "# Tumors\n"}, "Say what the model is for", "Hubot")
+    world.commits["4"] = docs
+    git(world.project, "tag", "v2.0.0", docs)
+    world.ship("4", "staging", reviewer="Grace Approver", **trained(200, "b" * 32))
+    card = tmp_path / "model-card.md"
+    card.write_text("# Model card\n\nA forest that tells benign from malignant tumors.\n")
+
+    api_repo = "/repos/my-org/tumor-classifier"
+    looked_up = [docs, trees, world.commits["3"], world.commits["2"]]  # the default branch since commit 1
+    merged = {"merged_at": "2026-11-02T10:00:00Z"}
+    pulls = {
+        trees: recorded("pulls", number=12, title="Grow the forest to 200 trees", user={"login": "ada"}, **merged,
+                        html_url="https://github.com/my-org/tumor-classifier/pull/12"),
+        docs: recorded("pulls", number=13, title="Say what the model is for", user={"login": "hubot"}, **merged,
+                       html_url="https://github.com/my-org/tumor-classifier/pull/13"),
+    }  # fmt: skip
+    approvals = recorded("run_approvals", comment="Ship it!")
+    approvals[0]["environments"][0]["name"] = "production"
+    routes = {("GET", f"{api_repo}/commits/{sha}/pulls?per_page=100"): Reply(200, pulls.get(sha, []))
+              for sha in looked_up}  # fmt: skip
+    routes[("GET", f"{api_repo}/actions/runs/42/approvals")] = Reply(200, approvals)
+    created = recorded(
+        "release", tag_name="v2.0.0", html_url="https://github.com/my-org/tumor-classifier/releases/v2.0.0"
+    )
+    routes[("POST", f"{api_repo}/releases")] = Reply(201, created)
+    out = tmp_path / "release-notes.md"
+    with replay(routes) as (api, received):
+        done = world.mlci(
+            "release-notes", "--tag", "v2.0.0", "--repo", str(world.deployments), "--forge", "github",
+            "--model-card", str(card), "--out", str(out),
+            GITHUB_API_URL=api, GITHUB_TOKEN="ghs_recordedReleaseToken", GITHUB_REPOSITORY="my-org/tumor-classifier",
+            GITHUB_RUN_ID="42",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"release-notes: created the release {APP} v2.0.0 {created['html_url']}" in done.stdout
+    assert "ghs_recordedReleaseToken" not in done.stdout + done.stderr
+    calls = [(r.method, r.path) for r in received]
+    lookups = [("GET", f"{api_repo}/commits/{sha}/pulls?per_page=100") for sha in reversed(looked_up)]
+    assert calls == [*lookups, ("GET", f"{api_repo}/actions/runs/42/approvals"),
+                     ("GET", f"{api_repo}/releases/tags/v2.0.0"), ("POST", f"{api_repo}/releases")]  # fmt: skip
+    notes = out.read_text()
+    assert received[-1].body == {"tag_name": "v2.0.0", "name": f"{APP} v2.0.0", "body": notes}
+    assert (
+        f"Version 4 (commit `{docs[:12]}`), compared with version 1 (commit `{world.commits['1'][:12]}`), which "
+        "production runs now." in notes
+    )
+    assert "4 commit(s) on the default branch since version 1. 2 pull request(s) merged, oldest first." in notes
+    assert "- #12 Grow the forest to 200 trees (@ada) https://github.com/my-org/tumor-classifier/pull/12" in notes
+    assert "- #13 Say what the model is for (@hubot)" in notes
+    assert "- `train.n_estimators`: `100` → `200`\n" in notes and "max_depth" not in notes
+    assert "| accuracy | 0.91 | 0.94 | +0.03 (better) |" in notes
+    assert f"- `data/raw/tumors.csv`: `{'a' * 32}` → `{'b' * 32}`" in notes
+    assert "- `data version`: `data1` → `data4`" in notes
+    assert "- Grace Approver approved the staging deploy of version 4" in notes
+    assert "- @octocat approved the deployment to production (workflow run 42): “Ship it!”" in notes
+    assert "| quality | pass |" in notes and card.read_text().rstrip() in notes
+
+    # a rerun updates the release that is there
+    found = recorded("release", id=7, tag_name="v2.0.0")
+    routes = {("GET", f"{api_repo}/releases/tags/v2.0.0"): Reply(200, found),
+              ("PATCH", f"{api_repo}/releases/7"): Reply(200, found)}  # fmt: skip
+    with replay(routes) as (api, received):
+        action, _ = publish(GitHub("my-org/tumor-classifier", "t", api), "v2.0.0", "title", notes)
+    assert action == "updated" and received[-1].body == {"name": "title", "body": notes}
+
+    # without a forge: the commits since production, and no release
+    written: list[str] = []
+    offline = release_notes("v2.0.0", str(world.deployments), "none", APP, world.project, written.append)
+    assert offline.action == "written" and offline.url is None and written == [offline.notes]
+    assert "Pull requests were not looked up (--forge none)" in offline.notes
+    assert f"- `{trees[:12]}` Merge pull request #12 from my-org/more-trees" in offline.notes
+
+
+def test_release_notes_of_a_first_release_and_of_metrics_better_when_lower():
+    from mlci.gitops.release_notes import Baseline, Release, metric_deltas, render
+
+    def certified(rmse: float, accuracy: float) -> dict:
+        return json.loads(certificate("2", "c" * 40)) | {"gates": [{
+            "gate": "quality", "status": "pass", "measured": {"rmse": rmse, "accuracy": accuracy, "loss": 1.0},
+            "threshold": {"rmse": "<= 5", "accuracy": ">= 0.8 and <= 1"},
+        }]}  # fmt: skip
+
+    deltas = {d.name: d.verdict for d in metric_deltas(certified(4.0, 0.9), certified(3.0, 0.85))}
+    assert deltas == {"rmse": "better", "accuracy": "worse", "loss": ""}  # unbounded: no direction claimed
+    first = render(Release(APP, "v1.0.0", "2", certified(3.0, 0.85)))
+    assert "Production runs no certified version yet: nothing to compare with." in first
+    assert "## Pull requests merged" not in first and "| rmse | - | 3 | - |" in first
+    same = render(Release(APP, "v1.0.1", "2", certified(3.0, 0.85), Baseline("1", certified(3.0, 0.85), True)))
+    assert "No parameters changed." in same and "No data changed." in same and "+0 (unchanged)" in same
+
+
+def cells(markdown: str, env: str) -> dict[str, str]:
+    """The status table's row of `env`, by column."""
+    rows = [
+        [c.strip() for c in line.strip("|").split(" | ")] for line in markdown.splitlines() if line.startswith("| ")
+    ]
+    return next(dict(zip(rows[0], row, strict=True)) for row in rows[1:] if row[1] == env)
+
+
+def test_status_shows_each_environments_usage_from_a_prometheus_scraping_its_server(world, server, tmp_path):
+    import local_prometheus
+    from canary import wait_scraped
+
+    from mlci.gitops.live import grown
+    from mlci.gitops.status import render, status
+    from models import breast_cancer_frame
+
+    # scraped as the ServiceMonitor labels production's pods: job <app>-stable in namespace <app>-production
+    target = {"targets": [server.url.removeprefix("http://")], "labels": {"namespace": f"{APP}-production"}}
+    config = {"global": {"scrape_interval": "1s"}, "scrape_configs": [{"job_name": f"{APP}-stable",
+                                                                        "static_configs": [target]}]}  # fmt: skip
+    url, prometheus = local_prometheus.start(tmp_path / "prometheus", config)
+    try:
+        world.ship("1", "staging")  # while Prometheus takes its first scrape (it applies targets every 5 s)
+        world.ship("1", "production")
+        wait_scraped(url, "count(up == 1)", 1)  # a first sample of every counter before the requests
+        frame = breast_cancer_frame()
+        for start in range(0, 30, 3):  # 10 requests of 3 rows
+            rows = frame.iloc[start : start + 3]
+            document = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+            assert server.post("/invocations", document)[0] == 200
+        where = f'namespace="{APP}-production"'
+        wait_scraped(url, f"sum({grown('mlci_predictions_total', where, '1d')})", 30)
+        found = status(str(world.deployments), "none", "json", prometheus=url).status
+    finally:
+        prometheus.stop()
+    rows = {row["env"]: row for row in found["apps"][0]["environments"]}
+    used = rows["production"]["usage"]
+    assert used["predictions_1d"] == 30, used  # what was counted, not extrapolated
+    assert used["requests_per_second"] > 0 and 0 < used["p99_seconds"] < 5, used
+    assert rows["staging"]["usage"] == {"requests_per_second": None, "p99_seconds": None, "predictions_1d": None}
+    shown = cells(render(found, "markdown"), "production")
+    assert shown["served 1d"] == "30" and shown["p99"].endswith(" ms") and float(shown["req/s"]) > 0, shown
+    assert {cells(render(found, "markdown"), "staging")[c] for c in ("req/s", "p99", "served 1d")} == {"-"}
+    table = render(found, "table").splitlines()
+    assert table[0].split()[-5:] == ["p99", "served", "1d", "live", "quality"]
+    # without --prometheus the same columns read -
+    offline = status(str(world.deployments), "none", "markdown").text
+    assert {cells(offline, "production")[c] for c in ("req/s", "p99", "served 1d")} == {"-"}
+
+
+def test_release_notes_carry_the_model_card_staging_ran_when_none_is_given(world):
+    from mlci.gitops.release_notes import release_notes
+
+    world.ship("1", "staging")
+    git(world.project, "tag", "v1.0.0", world.commits["1"])
+    written: list[str] = []
+    release_notes("v1.0.0", str(world.deployments), "none", APP, world.project, written.append)
+    assert "## Model card\n\n# Model card of version 1\n" in written[0]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,11 +13,12 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+import local_prometheus
 import pytest
 import yaml
 from github_replay import Reply, recorded, replay
 
-from mlci.certify.process import ServerProcess, free_port
+from mlci.certify.process import free_port
 
 TOKEN = "ghs_recordedRetrainToken0123456789"
 DISPATCH = ("POST", "/repos/my-org/tumor-classifier/dispatches")
@@ -39,9 +39,6 @@ def mlci(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def prometheus(tmp_path_factory: pytest.TempPathFactory):
     """A Prometheus whose ModelInputDrift fires at once in namespace tumor-classifier-production (and whose
     ModelHighLatency fires too, to be ignored), evaluated every second."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus is missing: .ci/run installs Debian's prometheus package")
     folder = tmp_path_factory.mktemp("prometheus")
     rules = {"groups": [{"name": "model", "rules": [
         {"alert": "ModelInputDrift", "for": "0s",
@@ -54,15 +51,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory):
         "global": {"evaluation_interval": "1s", "scrape_interval": "1s"},
         "rule_files": [str(folder / "rules.yml")],
     }
-    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = ServerProcess(
-        [binary, f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        f"{url}/-/ready",
-        folder / "prometheus.log",
-    ).start(timeout=60)  # fmt: skip
+    url, server = local_prometheus.start(folder, config)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -165,9 +165,7 @@ def run_suite(context: Any, frame: pd.DataFrame, suite: Any) -> list[FailedExpec
 
 def validate_frame(frame: pd.DataFrame, contract: ValidateParams, target: str) -> list[FailedExpectation]:
     """The failed expectations of the data contract on `frame` (empty when the data holds)."""
-    label = contract.target
-    seen = isinstance(label, ClassTarget) and label.classes is None and target in frame.columns
-    classes = sorted(frame[target].dropna().unique().tolist(), key=str) if seen else []
+    classes = _seen_classes(frame, contract, target)
     context = ephemeral_context()
     failed = [
         _in_words(f, frame, target, contract) for f in run_suite(context, frame, build_suite(contract, target, classes))
@@ -175,6 +173,19 @@ def validate_frame(frame: pd.DataFrame, contract: ValidateParams, target: str) -
     if not any(f.expectation == "expect_table_columns_to_match_set" for f in failed):
         failed += leaks(frame, contract, target)
     return failed
+
+
+def _seen_classes(frame: pd.DataFrame, contract: ValidateParams, target: str) -> list[Any]:
+    """The labels in `frame` when the contract lists no classes: the suite then checks the balance of these."""
+    label = contract.target
+    seen = isinstance(label, ClassTarget) and label.classes is None and target in frame.columns
+    return sorted(frame[target].dropna().unique().tolist(), key=str) if seen else []
+
+
+def check_count(frame: pd.DataFrame, contract: ValidateParams, target: str, with_test: bool) -> int:
+    """How many checks the contract makes on `frame`: the suite's expectations, target leakage, and the overlap
+    with the test set when there is one."""
+    return len(_expectations(contract, target, _seen_classes(frame, contract, target))) + 1 + int(with_test)
 
 
 def _in_words(
@@ -304,7 +315,10 @@ def check(path: Path, test: Path | None = None) -> Callable[[Params], None]:
         if failed:
             listing = "\n".join(f"  - {f}" for f in failed)
             raise StageError(f"{len(failed)} expectation(s) failed on {path}:\n{listing}")
-        print(f"validate: the data contract holds on {path} ({len(frame)} rows)")
+        # mlci certify's report shows the figures in parentheses: rows, columns, checks passed.
+        checks = check_count(frame, params.validate_, params.ingest.target, test is not None)
+        figures = f"{len(frame)} rows, {len(frame.columns)} columns, {checks} checks passed"
+        print(f"validate: the data contract holds on {path} ({figures})")
 
     return body
 

@@ -89,6 +89,9 @@ class Certification(Strict):
     model: str = "models/model"
     model_info: str = "models/model_info.json"
     serving: str = "models/serving"
+    # The sections of the model card the team writes once (intended use, limitations, owners), a Markdown file of
+    # the project that every model card includes as it is; none: the card has only what the pipeline knows.
+    model_card: str | None = Field(default=None, min_length=1)
     gates: Gates
 
 

@@ -19,7 +19,7 @@ from ..errors import MlciError
 from ..files import write_atomic
 from ..git import Git
 from ..model import manifest
-from . import certificate, config, report
+from . import certificate, config, model_card, report, summary
 from .gates import GateResult, champion, data, error, parity, quality, reproducibility, robustness, serving
 from .process import ServerProcess, free_port
 
@@ -34,6 +34,7 @@ class Measurements:
 
     metrics: dict[str, float] = field(default_factory=dict)
     champion: dict[str, float] | None = None
+    champion_version: str | None = None
     latencies_ms: list[float] = field(default_factory=list)
 
 
@@ -42,10 +43,12 @@ class Outcome:
     certificate: dict[str, Any]
     certificate_path: Path
     report_path: Path
+    model_card_path: Path
 
 
 def certify(config_path: Path, out: Path, project: Path, log: Callable[[str], None]) -> Outcome:
     settings = config.load(config_path)
+    team = _team_sections(settings, config_path, project)
     served = manifest.load(project / settings.serving)
     gates = settings.gates
     seen = Measurements()
@@ -70,13 +73,44 @@ def certify(config_path: Path, out: Path, project: Path, log: Callable[[str], No
     document = certificate.build(results, served, project, disabled)
     certificate_path = out / "certificate.json"
     write_atomic(certificate_path, json.dumps(document, indent=2, default=str) + "\n")
-    thresholds = {n: quality.bound_text(b) for n, b in gates.quality.thresholds.items()}
-    report_path = report.write(
-        out, document, seen.metrics, thresholds, seen.champion, seen.latencies_ms, project / "plots"
-    )
+    context = _context(settings, document, seen)
+    card_path = model_card.write(out, document, served, context, team, settings.model_card)
+    report_path = report.write(out, document, context, seen.latencies_ms, project / "plots")
     if report.append_to_job_summary(report_path, os.environ.get("GITHUB_STEP_SUMMARY")):
         log("certify: report appended to the job summary")
-    return Outcome(document, certificate_path, report_path)
+    return Outcome(document, certificate_path, report_path, card_path)
+
+
+def _team_sections(settings: config.Certification, config_path: Path, project: Path) -> str | None:
+    """The model card's team-written sections, read before any gate runs: a missing file stops certify at once."""
+    if settings.model_card is None:
+        return None
+    path = project / settings.model_card
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as failure:
+        reason = "no such file" if isinstance(failure, FileNotFoundError) else str(failure)
+        raise MlciError(
+            f"{config_path}: model_card: {path} is unreadable ({reason}); it holds the sections of the model card "
+            "the team writes (intended use, limitations, owners)"
+        ) from None
+
+
+def _context(settings: config.Certification, document: dict[str, Any], seen: Measurements) -> summary.Context:
+    """What the report and the model card show besides the gate results."""
+    bounds = settings.gates.quality.thresholds
+    values = (document.get("params") or {}).get("values")
+    contract = values.get("validate") if isinstance(values, dict) else None
+    higher = {name: higher_is_better(name, bounds) for name in seen.metrics}
+    higher.update(directions(settings.gates.champion, bounds))
+    return summary.Context(
+        metrics=seen.metrics,
+        thresholds={name: quality.bound_text(bound) for name, bound in bounds.items()},
+        champion=seen.champion,
+        champion_version=seen.champion_version,
+        higher_is_better=higher,
+        contract=contract if isinstance(contract, dict) else None,
+    )
 
 
 def _start(served: manifest.ServedModel, out: Path) -> ServerProcess:
@@ -123,10 +157,11 @@ def _champion(
     if holder is None:
         seen.champion = None
     else:
+        seen.champion_version = str(holder.version)
         run_metrics = mlflow.MlflowClient().get_run(str(holder.run_id)).data.metrics
         seen.champion = {k.removeprefix("test_"): v for k, v in run_metrics.items() if k.startswith("test_")}
     higher = directions(gate, settings.gates.quality.thresholds)
-    return champion.verdict(candidate, seen.champion, gate.tolerance, higher, f"'{gate.alias}'")
+    return champion.verdict(candidate, seen.champion, gate.tolerance, higher, gate.alias)
 
 
 def directions(gate: config.ChampionGate, thresholds: dict[str, config.Bound]) -> dict[str, bool]:

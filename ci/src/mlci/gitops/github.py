@@ -17,16 +17,17 @@ API_VERSION = "2022-11-28"
 DEFAULT_API = "https://api.github.com"
 OWNER_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 FORGES = ("github", "none")
-# GitHub refuses comment and pull request bodies longer than this.
+# GitHub refuses comment and pull request bodies longer than this, and release notes longer than the second.
 MAX_BODY = 65_536
+MAX_RELEASE_BODY = 125_000
 
 
-def fit_body(head: str, report: str) -> str:
+def fit_body(head: str, report: str, limit: int = MAX_BODY) -> str:
     """`head` then `report`, the report cut to GitHub's body limit with a note that says so."""
-    if len(head) + len(report) <= MAX_BODY:
+    if len(head) + len(report) <= limit:
         return head + report
     note = "\n\n_The report was cut to fit; the whole report is in the run's artifacts._\n"
-    return head + report[: MAX_BODY - len(head) - len(note)] + note
+    return head + report[: limit - len(head) - len(note)] + note
 
 
 def environment_token() -> str | None:
@@ -62,8 +63,11 @@ class GitHub:
             raise MlciError(f"repository {repository!r} is not owner/name (give --repo or set GITHUB_REPOSITORY)")
         return cls(repository, token, os.environ.get("GITHUB_API_URL", DEFAULT_API).rstrip("/"))
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[Any, dict[str, str]]:
-        """One call: the decoded JSON and the response headers; a clear MlciError on any failure."""
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, missing_ok: bool = False
+    ) -> tuple[Any, dict[str, str]]:
+        """One call: the decoded JSON and the response headers; a clear MlciError on any failure (with
+        `missing_ok`, a 404 is None and no headers instead)."""
         url = path if path.startswith(("http://", "https://")) else f"{self.api}{path}"
         request = urllib.request.Request(
             url,
@@ -82,6 +86,8 @@ class GitHub:
                 raw = response.read()
                 headers = {k.lower(): v for k, v in response.headers.items()}
         except urllib.error.HTTPError as error:
+            if missing_ok and error.code == 404:
+                return None, {}
             raise MlciError(f"GitHub API {method} {_shown(url)}: {error.code} {_message(error.read())}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as error:
             reason = getattr(error, "reason", error)

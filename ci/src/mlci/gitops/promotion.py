@@ -32,7 +32,7 @@ from ..git import Git
 from .deploy_pr import Outcome, deploy_pr
 from .github import forge_client
 from .proposal import ENVIRONMENTS, DeployProposal, Shadow
-from .repo_reader import Deployed, DeploymentHistory, section
+from .repo_reader import Change, Deployed, DeploymentHistory, section
 
 RELEASE_TAG = re.compile(r"v\d+\.\d+\.\d+")
 
@@ -68,6 +68,36 @@ def certificate_table(certificate: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class Staged:
+    """A release tag's certified model as staging ran it, the deployment repo's commit that put it there, and
+    every version staging ran, newest first."""
+
+    release: Deployed
+    change: Change
+    ran: list[Deployed]
+
+
+def staged_release(history: DeploymentHistory, app: str, tag: str, commit: str, repo: str) -> Staged:
+    """The newest staging deployment of the certificate of `commit` (the tag's), refused unless it verifies and
+    was made from a clean work tree: only a certified model that ran in staging goes on to production."""
+    staging_path = f"apps/{app}/overlays/staging"
+    changes = history.changes([staging_path]).get(staging_path, [])
+    deployed = history.at((app, "staging", change.commit) for change in changes)
+    ran = zip(deployed, changes, strict=True)
+    matching = [(d, change) for d, change in ran if section(d.certificate, "git").get("commit") == commit]
+    if not matching:
+        raise MlciError(
+            f"{tag} ({commit[:12]}) is not certified: no certificate of that commit was ever deployed to "
+            f"staging for {app} in {repo}, and only a certified model that ran in staging can be promoted"
+        )
+    source, change = matching[0]
+    source.refuse_unless_verified(f"refusing to promote {tag}")
+    if section(source.certificate, "git").get("dirty"):
+        raise MlciError(f"refusing to promote {tag}: its certificate was made from a work tree with changes")
+    return Staged(source, change, deployed)
+
+
+@dataclass(frozen=True)
 class Promotion:
     """What promote did: the PR, the model moved, and the aliases set."""
 
@@ -93,19 +123,8 @@ def promote(
     commit = tagged_commit(tag, project)
     with tempfile.TemporaryDirectory(prefix="mlci-promote-") as scratch:
         history = DeploymentHistory.clone(repo, Path(scratch), forge_client(forge, repo)[1])
-        staging_path = f"apps/{app}/overlays/staging"
-        changes = history.changes([staging_path]).get(staging_path, [])
-        deployed = history.at((app, "staging", change.commit) for change in changes)
-        matching = [d for d in deployed if section(d.certificate, "git").get("commit") == commit]
-        if not matching:
-            raise MlciError(
-                f"{tag} ({commit[:12]}) is not certified: no certificate of that commit was ever deployed to "
-                f"staging for {app} in {repo}, and only a certified model that ran in staging can be promoted"
-            )
-        source = matching[0]
-        source.refuse_unless_verified(f"refusing to promote {tag}")
-        if section(source.certificate, "git").get("dirty"):
-            raise MlciError(f"refusing to promote {tag}: its certificate was made from a work tree with changes")
+        staged = staged_release(history, app, tag, commit, repo)
+        source, deployed = staged.release, staged.ran
         base = history.base_at(app, "staging", source.commit)  # what staging ran becomes production's base
         staging_now = deployed[0] if deployed else None
         # The challenger: what staging runs now, when it is another version and its certificate holds.
@@ -251,5 +270,6 @@ def moved(
         kind=kind,
         command=command,
         attestation=deployed.attestation_bytes,
+        model_card=deployed.model_card_bytes,
         shadow=shadow,
     )

@@ -55,6 +55,8 @@ class DeployProposal:
     # The signed attestation of the image and certificate (attestation.json); deploy_pr verifies it against the
     # deployment repo's trust.yaml before it proposes anything.
     attestation: bytes | None = field(default=None, repr=False)
+    # The model card (model-card.md beside the certificate), when certify wrote one: it travels with the PR.
+    model_card: bytes | None = field(default=None, repr=False)
     # Production only: the version production ran before, as the shadow (promote sets it; a rollback drops it).
     shadow: Shadow | None = None
 
@@ -154,6 +156,8 @@ class DeployProposal:
         owned[f"{app}/overlays/{self.env}/certificate.json"] = self.certificate_bytes
         if self.attestation is not None:
             owned[f"{app}/overlays/{self.env}/attestation.json"] = self.attestation
+        if self.model_card is not None:
+            owned[f"{app}/overlays/{self.env}/model-card.md"] = self.model_card
         return owned
 
     def body(self) -> str:
@@ -200,6 +204,7 @@ def proposal(
         raise MlciError(f"{deploy_dir} runs no container image {pinned['name']}: the overlay could not pin it")
     report_path = report_path or certificate_path.with_name("report.md")
     report = report_path.read_text() if report_path.is_file() else "(no certification report was found)\n"
+    card_path = certificate_path.with_name("model-card.md")
     attestation_path = attestation_path or certificate_path.with_name("attestation.json")
     if not attestation_path.is_file():
         raise MlciError(
@@ -216,4 +221,5 @@ def proposal(
         report,
         base,
         attestation=attestation_path.read_bytes(),
+        model_card=card_path.read_bytes() if card_path.is_file() else None,
     )

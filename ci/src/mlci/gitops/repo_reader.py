@@ -43,6 +43,7 @@ class Deployed:
     certificate_bytes: bytes | None
     problem: str | None
     attestation_bytes: bytes | None = None  # attestation.json beside the certificate, when the overlay has one
+    model_card_bytes: bytes | None = None  # model-card.md beside the certificate, when the overlay has one
     shadow_version: str | None = None  # the previous version that runs as production's shadow (mlci promote)
 
     @property
@@ -113,6 +114,24 @@ def section(document: Any, key: str) -> dict[str, Any]:
     """document[key] when both are mappings, else an empty one: certificates are read, never trusted."""
     value = document.get(key) if isinstance(document, dict) else None
     return value if isinstance(value, dict) else {}
+
+
+def gate(certificate: Any, name: str) -> dict[str, Any] | None:
+    """The certificate's result of the gate `name`, when it records one."""
+    gates = certificate.get("gates") if isinstance(certificate, dict) else None
+    for result in gates if isinstance(gates, list) else []:
+        if isinstance(result, dict) and result.get("gate") == name:
+            return result
+    return None
+
+
+def quality_metrics(certificate: Any) -> dict[str, Any]:
+    """What the quality gate measured on the held-out set: each metric's number (or text)."""
+    quality = gate(certificate, "quality")
+    measured = quality.get("measured") if quality else None
+    if not isinstance(measured, dict):
+        return {}
+    return {str(k): v for k, v in measured.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
 
 
 def _certificate_problem(
@@ -218,7 +237,8 @@ class DeploymentHistory:
         specs = []
         for app, env, commit in where:
             folder = f"{commit}:apps/{app}/overlays/{env}"
-            specs += [f"{folder}/kustomization.yaml", f"{folder}/certificate.json", f"{folder}/attestation.json"]
+            specs += [f"{folder}/{name}" for name in ("kustomization.yaml", "certificate.json", "attestation.json",
+                                                      "model-card.md")]  # fmt: skip
         blobs = self.read(specs)
         return [
             dataclasses.replace(
@@ -230,6 +250,7 @@ class DeploymentHistory:
                     blobs[f"{commit}:apps/{app}/overlays/{env}/certificate.json"],
                 ),
                 attestation_bytes=blobs[f"{commit}:apps/{app}/overlays/{env}/attestation.json"],
+                model_card_bytes=blobs[f"{commit}:apps/{app}/overlays/{env}/model-card.md"],
             )
             for app, env, commit in where
         ]

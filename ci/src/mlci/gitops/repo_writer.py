@@ -85,6 +85,8 @@ class DeploymentRepo:
         app = self.path / "apps" / proposal.project
         # A file dropped from deploy/ leaves this environment's base too; the other environment's is not touched.
         shutil.rmtree(app / "bases" / proposal.env, ignore_errors=True)
+        # A version without a card leaves none of the version before it beside its certificate.
+        (app / "overlays" / proposal.env / "model-card.md").unlink(missing_ok=True)
         for relative, data in proposal.files().items():
             write_atomic(self.path / relative, data)
 

@@ -5,8 +5,9 @@ it was trained and its data last refreshed, champion and challenger metrics and 
 evaluated against the champion, open proposals, the last promotion and who approved it, and where the logs
 are, and whether its image's attestation verifies against the repo's trust.yaml (`verified (signed by ...)`, or
 what is wrong), the shadow production keeps of its previous version, and (with --prometheus) each
-environment's live quality from feedback, the shadow's beside it. A missing or malformed certificate or
-attestation is reported on its row; it never stops the rest.
+environment's usage (requests per second and p99 latency over 5 minutes, rows predicted over a day) and live
+quality from feedback, the shadow's beside it. A missing or malformed certificate or attestation is reported on
+its row; it never stops the rest.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from ..trust import attestation
 from ..trust.policy import TRUST_FILE, TrustPolicy
 from ..trust.policy import load as load_trust
 from .github import GitHub, forge_client
-from .live import live_quality, shown
-from .repo_reader import Change, Deployed, DeploymentHistory, section
+from .live import live_quality, shown, usage, usage_cells
+from .repo_reader import Change, Deployed, DeploymentHistory, gate, quality_metrics, section
 
 FORMATS = ("table", "json", "markdown")
 RECENT_DAYS = 30
@@ -42,22 +43,6 @@ def _age_days(when: Any, now: datetime) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return round((now - moment).total_seconds() / 86400, 1)
-
-
-def _gate(certificate: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
-    gates = (certificate or {}).get("gates")
-    for gate in gates if isinstance(gates, list) else []:
-        if isinstance(gate, dict) and gate.get("gate") == name:
-            return gate
-    return None
-
-
-def _metrics(certificate: dict[str, Any] | None) -> dict[str, Any]:
-    quality = _gate(certificate, "quality")
-    measured = quality.get("measured") if quality else None
-    if not isinstance(measured, dict):
-        return {}
-    return {str(k): v for k, v in measured.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
 
 
 def _scalar(value: Any) -> str | int | float | None:
@@ -109,7 +94,7 @@ def environment_row(
     """One (app, env): what it runs and everything known about it."""
     certificate = deployed.certificate or {}
     model, data = section(certificate, "model"), section(certificate, "data_version")
-    champion = _gate(certificate, "champion")
+    champion = gate(certificate, "champion")
     last = changes[0] if changes else None
     return {
         "env": deployed.env,
@@ -125,7 +110,7 @@ def environment_row(
         "data_version": _scalar(data.get("id")),
         "data_since": _scalar(data.get("since")),
         "data_age_days": _age_days(data.get("since"), now),
-        "metrics": _metrics(certificate),
+        "metrics": quality_metrics(certificate),
         "champion_gate": {"status": _scalar(champion.get("status")), "reason": _scalar(champion.get("reason"))}
         if champion
         else None,
@@ -141,6 +126,7 @@ def environment_row(
         "open_proposals": proposals,
         "logs": _scalar(section(certificate, "run").get("url")),
         "shadow_version": deployed.shadow_version,
+        "usage": None,  # filled from Prometheus with --prometheus: requests_per_second, p99_seconds, predictions_1d
         "live_quality": None,  # filled from Prometheus with --prometheus
     }
 
@@ -152,7 +138,8 @@ def collect(
     now: datetime | None = None,
     prometheus: str | None = None,
 ) -> dict[str, Any]:
-    """The whole status as one JSON-ready mapping; with `prometheus`, each environment's live quality too."""
+    """The whole status as one JSON-ready mapping; with `prometheus`, each environment's usage (requests per second,
+    p99 latency, rows predicted over a day) and live quality too."""
     now = now or datetime.now(UTC)
     pairs = history.overlays()
     deployed = history.current(pairs)
@@ -167,10 +154,12 @@ def collect(
                 listed = proposals.setdefault(f"apps/{parts[1]}/overlays/{parts[2]}", [])
                 listed[:] = [branch for branch in listed if branch != ref]
                 listed.append(f"#{pull.get('number')} {ref}")
+    served = usage(prometheus, pairs) if prometheus else {}
     apps: dict[str, dict[str, Any]] = {}
     for item in deployed:
         row = environment_row(item, changes.get(item.overlay, []), proposals.get(item.overlay, []), now, trust)
         if prometheus:
+            row["usage"] = served.get((item.app, item.env))
             row["live_quality"] = live_quality(prometheus, item.app, item.env)
         apps.setdefault(item.app, {"app": item.app, "environments": []})["environments"].append(row)
     for entry in apps.values():
@@ -246,6 +235,9 @@ COLUMNS: tuple[tuple[str, Cell], ...] = (
     ),
     ("open PRs", lambda e, r: ", ".join(r["open_proposals"]) or "-"),
     ("shadow", lambda e, r: r["shadow_version"] or "-"),
+    ("req/s", lambda e, r: usage_cells(r["usage"])[0]),
+    ("p99", lambda e, r: usage_cells(r["usage"])[1]),
+    ("served 1d", lambda e, r: usage_cells(r["usage"])[2]),
     ("live quality", lambda e, r: shown(r["live_quality"])),
 )
 
@@ -330,7 +322,7 @@ class StatusRun:
 
 
 def status(repo: str, forge: str, form: str, prometheus: str | None = None) -> StatusRun:
-    """Clone the deployment repo (bare), read it, render it; live quality from `prometheus` when given."""
+    """Clone the deployment repo (bare), read it, render it; usage and live quality from `prometheus` when given."""
     if form not in FORMATS:
         raise MlciError(f"--format {form!r} is not one of {', '.join(FORMATS)}")
     github, token = forge_client(forge, repo)

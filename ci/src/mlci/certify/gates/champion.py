@@ -10,11 +10,12 @@ def verdict(
     champion: dict[str, float] | None,
     tolerance: dict[str, float],
     higher_is_better: dict[str, bool],
-    champion_name: str,
+    alias: str,
 ) -> GateResult:
-    """Pass when, for every compared metric, the candidate loses at most its tolerance to the champion."""
+    """Pass when, for every compared metric, the candidate loses at most its tolerance to the model behind
+    `alias`; the measured values are keyed `candidate` and the alias."""
     if champion is None:
-        return GateResult("champion", "pass", candidate, tolerance, f"no {champion_name} yet: nothing to beat")
+        return GateResult("champion", "pass", candidate, tolerance, f"no '{alias}' yet: nothing to beat")
     worse = []
     for name, allowed in tolerance.items():
         if name not in candidate or name not in champion:
@@ -26,8 +27,8 @@ def verdict(
             worse.append(f"{name} {candidate[name]:.4g} vs {champion[name]:.4g} (tolerance {allowed:g})")
     measured = {
         "candidate": {k: candidate.get(k) for k in tolerance},
-        champion_name: {k: champion.get(k) for k in tolerance},
+        alias: {k: champion.get(k) for k in tolerance},
     }
     if worse:
-        return GateResult("champion", "fail", measured, tolerance, f"worse than {champion_name}: " + "; ".join(worse))
-    return GateResult("champion", "pass", measured, tolerance, f"not worse than {champion_name} beyond tolerance")
+        return GateResult("champion", "fail", measured, tolerance, f"worse than '{alias}': " + "; ".join(worse))
+    return GateResult("champion", "pass", measured, tolerance, f"not worse than '{alias}' beyond tolerance")
