@@ -3,7 +3,8 @@
 on the generated Rollout's and AnalysisTemplate's own schedule (the pause, then every metric's `count`
 measurements `interval` apart, `failureLimit`), time-scaled by a quarter, with the queries and conditions read
 from the template. A healthy canary passes all of them; one with injected errors, added latency or shifted
-predictions fails at the first on its metric; one that goes wrong after 1,300 requests fails at the second."""
+predictions fails at the first on its metric; one that goes wrong after 1,300 requests passes the first and fails
+at the next."""
 
 from __future__ import annotations
 
@@ -37,14 +38,18 @@ CANARIES = ("healthy", "errors", "slow", "shifted", "late")
 SCALE = 0.25
 # 20 requests a second to each server, and 85 to the late canary: the first measurement (after 15 s, 1,275
 # requests at most) sees it well, the second (22.5 s) sees 2 in 10 of its requests fail since the 1,331st (16 s
-# at that pace; 20 s at 67 a second).
+# at that pace; 20 s at 67 a second). On a loaded machine the pace drops and the failure comes a measurement later:
+# the test holds it to the first measurement after its onset plus LATE_MARGIN requests (about 40 errors, 4% of
+# the window's requests against the 1% bound; a few seconds of scrapes).
 RATE = 20
 RATES = {"late": 85}
+LATE_ONSET = 1331  # its first request that may fail: 30 calls spared after the server's 20 warm-up calls, 1,300 good
+LATE_MARGIN = 200
 # Every server gets the true labels of the rows it answered (POST /feedback) as it goes: live quality is measured,
 # and the canary that calls every row benign fails it as well as prediction drift.
 FAILS_ON = {"healthy": set(), "errors": {"error-ratio"}, "slow": {"p99-latency"},
             "shifted": {"prediction-drift", "live-quality"}, "late": {"error-ratio"}}  # fmt: skip
-FAILS_AT = {"healthy": 0, "errors": 1, "slow": 1, "shifted": 1, "late": 2}
+FAILS_AT = {"healthy": 0, "errors": 1, "slow": 1, "shifted": 1}
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +91,15 @@ def test_the_analysis_fails_exactly_the_faulty_canarys_metric_at_its_measurement
         record_property(f"canary {canary} at {at} s: {name}", f"{value:.4f} {outcome}")
     record_property(f"canary {canary}: requests by each measurement", run.requests)
     assert run.failed == FAILS_ON[canary], run.measurements
-    assert run.phase == ("Failed" if FAILS_ON[canary] else "Successful"), run.measurements
-    assert run.first_failure() == FAILS_AT[canary], run.measurements
+    assert run.phase == ("Failed" if FAILS_ON[canary] else "Successful"), (run.requests, run.measurements)
+    failed_at = run.first_failure()
+    if canary == "late":  # never at the first measurement; at the first one its errors clearly reached
+        assert failed_at >= 2 and run.requests[failed_at - 1] >= LATE_ONSET, (run.requests, run.measurements)
+        assert all(sent < LATE_ONSET + LATE_MARGIN for sent in run.requests[: failed_at - 1]), run.requests
+    else:
+        assert failed_at == FAILS_AT[canary], run.measurements
     # every metric measured up to the run's end: all 4 for a healthy canary, then the run stops, as Argo's does
-    assert {len(v) for v in run.values.values()} == {4 if not FAILS_ON[canary] else FAILS_AT[canary]}
+    assert {len(v) for v in run.values.values()} == {4 if not FAILS_ON[canary] else failed_at}
     # labelled rows enough (50 in the scaled window) for live quality to be measured, not inconclusive
     assert not math.isnan(run.values["live-quality"][-1]), run.measurements
 

@@ -5,8 +5,8 @@ file larger than memory scores in bounded memory. Each batch is checked against 
 serve` checks a request: a column at a time with numpy, and only the rows that fail are walked one by one, through
 the data plane's own `check_value`, so that their reason reads as serve's; they go to a rejects file. The other
 rows are scored by the serving runtime and written with the key columns asked for, the prediction (the class and
-each class's probability, or the value), the model version and a prediction id `<run>.<partition>.<file>:<row>`
-(the row's place in its input file) that ground truth joins on later.
+each class's probability, or the value), the model version and a prediction id `<run>.<file>:<row>` (the file's
+place in the sorted listing, the row's in its file) that ground truth joins on later.
 
 Reading, scoring and writing overlap: a thread reads and checks the next batch and another writes the last one
 while the runtime scores (pyarrow and onnxruntime release the GIL). For a fan-out (an Indexed Job), partition i of
@@ -38,7 +38,7 @@ from ..model.schema import INTEGER_TYPES, Feature
 from .app import warmup_batch
 from .dataplane import Batch, RequestError, check_value
 from .feedback import MAX_ID_LENGTH, valid_request_id
-from .invocations import _csv_value as csv_value
+from .invocations import csv_value
 from .runtime import Runtime, load_runtime
 
 SUFFIXES = (".parquet", ".csv")

@@ -228,7 +228,7 @@ class InvocationsParser(InputCheck):
         rows = []
         for row in table[1:]:
             rows.append(
-                [_csv_value(cell, self.schema.features[p]) for p, cell in zip(order, row, strict=False)]
+                [csv_value(cell, self.schema.features[p]) for p, cell in zip(order, row, strict=False)]
                 + row[len(order) :]
             )
         return self._rows(rows, "CSV rows", order, tokens=True)
@@ -239,7 +239,7 @@ def response(output: np.ndarray) -> bytes:
     return dumps({"predictions": json_array(output)})
 
 
-def _csv_value(cell: str, feature: Feature) -> Any:
+def csv_value(cell: str, feature: Feature) -> Any:
     if cell == "":
         return None
     if feature.type == "string":
