@@ -154,6 +154,11 @@ class PipelineContract:
         assert window is not None and float(window[1]) == len(rows)
         info = json.loads((project.root / "models" / "model_info.json").read_text())
         assert f'version="{info["version"]}"' in metrics
+        # the same rows scored as a batch (`make score`) get the very probabilities the server answered
+        scored = score_rows(project, tmp_path)
+        probabilities = scored[[c for c in scored.columns if c.startswith("probability_")]].to_numpy()
+        assert abs(probabilities - pd.DataFrame(predictions).to_numpy()).max() <= 1e-6
+        assert scored["model_version"].unique().tolist() == [str(info["version"])]
 
     def test_every_certification_gate_passes_on_the_fresh_project(self, project):
         result = project.sh("make", "certify")
@@ -481,6 +486,17 @@ def certify_passes_every_gate(project: Project) -> dict:
     return certificate
 
 
+def score_rows(project: Project, tmp_path: Path) -> pd.DataFrame:
+    """The held-out set scored by `make score` (`mlci score`), whose target column it leaves out and names."""
+    out = tmp_path / "scored.parquet"
+    done = project.sh("make", "score", "INPUT=data/prepared/test.parquet", f"OUTPUT={out}")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "ignored the columns the model does not take (--key keeps one): target" in done.stdout + done.stderr
+    scored = pd.read_parquet(out)
+    assert len(scored) == len(pd.read_parquet(project.root / "data" / "prepared" / "test.parquet"))
+    return scored
+
+
 def serve_rows(project: Project, tmp_path: Path, rows: list[dict]) -> tuple[list, str]:
     """Score `rows` with `mlci serve` on the packaged model; the predictions and the /metrics page."""
     from mlci.certify.process import ServerProcess, free_port
@@ -556,6 +572,9 @@ class TestPytorchRegression(RegressionContract):
         rows = pd.read_parquet(project.root / "data" / "prepared" / "test.parquet").drop(columns=["target"]).head(7)
         predictions, metrics = serve_rows(project, tmp_path, rows.to_dict(orient="records"))
         assert len(predictions) == 7 and all(isinstance(p, float) for p in predictions)
+        scored = score_rows(project, tmp_path)  # the batch path answers what the server answered
+        batch, served = scored["prediction"].head(7).to_numpy(), pd.Series(predictions).to_numpy()
+        assert (abs(batch - served) <= 1e-6 * abs(served).clip(min=1)).all()  # float32 sums: batch sizes differ
         assert re.search(r"^mlci_prediction_value_count(\{[^}]*\})? 7\.0$", metrics, re.MULTILINE), metrics[-2000:]
 
 
