@@ -15,6 +15,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -30,13 +31,34 @@ from bakery import Timed, run
 
 # The host's CA bundle, mounted for the build only: some networks re-sign TLS, and nothing of it is baked in.
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # Debian releases whose python3.X is the python_version asked for, and the packages that make it a venv-able
 # Python (debootstrap does not pull every dependency of an --include).
 DEBIAN_FOR_PYTHON = {
     "3.11": ("bookworm", "python3.11,python3.11-venv,python3-distutils,python3-pip-whl,python3-setuptools-whl"),
     "3.13": ("trixie", "python3.13,python3.13-venv,python3-pip-whl,python3-setuptools-whl"),
 }
+
+
+def debian_mirror(apt: Path = Path("/etc/apt")) -> str:
+    """Where debootstrap fetches Debian from: $DEBIAN_MIRROR, else the first Debian archive that this machine's apt
+    sources name (one-line `deb` entries and deb822 `URIs:`), so that no mirror is written into the template."""
+    given = os.environ.get("DEBIAN_MIRROR", "").strip()
+    if given:
+        return given
+    sources = [
+        apt / "sources.list",
+        *sorted(apt.glob("sources.list.d/*.list")),
+        *sorted(apt.glob("sources.list.d/*.sources")),
+    ]
+    for path in sources:
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        for found in re.finditer(r"^\s*(?:URIs:|deb(?:\s+\[[^\]]*\])?)\s+(\S+)", text, flags=re.MULTILINE):
+            if found.group(1).rstrip("/").endswith("/debian"):
+                return found.group(1)
+    raise RuntimeError(
+        f"debootstrap needs a Debian mirror: none of the apt sources in {apt} names one (an archive ending in "
+        "/debian); set DEBIAN_MIRROR to one"
+    )
 
 
 ENGINES = ("docker", "podman", "buildah")
@@ -275,7 +297,7 @@ class Buildah:
         shutil.rmtree(rootfs, ignore_errors=True)
         packages = f"{python_packages},ca-certificates"
         run(
-            ["debootstrap", "--variant=minbase", f"--include={packages}", suite, str(rootfs), DEBIAN_MIRROR],
+            ["debootstrap", "--variant=minbase", f"--include={packages}", suite, str(rootfs), debian_mirror()],
             cwd=work,
             timeout=1800,
         ).check()

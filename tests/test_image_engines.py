@@ -64,3 +64,20 @@ def test_buildah_keeps_its_storage_in_the_users_cache_so_the_base_is_made_once_p
     chosen = images.engine()
     assert isinstance(chosen, images.Buildah) and chosen.root == path_with / "cache" / "buildah"
     assert chosen.root.is_dir()
+
+
+def test_debootstraps_mirror_comes_from_the_machines_apt_sources_or_debian_mirror(tmp_path, monkeypatch):
+    monkeypatch.delenv("DEBIAN_MIRROR", raising=False)
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "other.sources").write_text("Types: deb\nURIs: http://mirror.example/nodesource\n")
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm\n"
+    )
+    assert images.debian_mirror(tmp_path) == "http://mirror.example/debian"
+    (tmp_path / "sources.list").write_text("deb [arch=amd64] http://old.example/debian bookworm main\n")
+    assert images.debian_mirror(tmp_path) == "http://old.example/debian"  # the one-line list is read first
+    monkeypatch.setenv("DEBIAN_MIRROR", "http://given.example/debian")
+    assert images.debian_mirror(tmp_path) == "http://given.example/debian"
+    monkeypatch.delenv("DEBIAN_MIRROR")
+    with pytest.raises(RuntimeError, match="set DEBIAN_MIRROR"):
+        images.debian_mirror(tmp_path / "nowhere")
