@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -67,6 +68,13 @@ def main() -> None:
     def sh(*args: str) -> Timed:
         return run(list(args), project, env=env).check()
 
+    def repro() -> Timed:
+        """`dvc repro`, and which stages it ran (a stage whose inputs did not change is not run again)."""
+        done = sh("dvc", "repro")
+        ran = re.findall(r"^Running stage '([^']+)'", done.stdout, flags=re.M)
+        print(f"    ran: {', '.join(ran) or 'nothing'}")
+        return done
+
     def mlci(*args: str) -> Timed:
         done = sh("mlci", *args)
         for line in (done.stdout + done.stderr).strip().splitlines()[-3:]:
@@ -75,8 +83,8 @@ def main() -> None:
 
     step("make setup (.venv from the hash-pinned locks)", lambda: setup(project))
     step("git commit of the baked files", lambda: commit_all(project, "Start from the template"))
-    step("dvc repro (ingest, validate, featurize, train, evaluate, package)", lambda: sh("dvc", "repro"))
-    noop: Timed = step("dvc repro again (nothing to do)", lambda: sh("dvc", "repro"))
+    step("dvc repro (ingest, validate, featurize, train, evaluate, package)", repro)
+    noop: Timed = step("dvc repro again (nothing to do)", repro)
     step("dvc push to the local remote", lambda: sh("dvc", "push", "--run-cache"))
     step("dvc plots show", lambda: sh("dvc", "plots", "show", "-o", "dvc_plots"))
     served: dict[str, object] = step("mlci serve: score the held-out set over HTTP", lambda: serve_once(project))
@@ -132,7 +140,7 @@ def main() -> None:
         return message
 
     refusal = step("change max_depth, tag v1.1.0 untrained: promote refuses it", uncertified)
-    step("dvc repro (version 2: train, evaluate, package)", lambda: sh("dvc", "repro"))
+    step("dvc repro (version 2: train, evaluate, package)", repro)
     step("git commit of dvc.lock", lambda: commit_all(project, "Train version 2"))
     second: Timed = step("make certify of version 2 (champion gate: against version 1)", lambda: sh("make", "certify"))
     image_two: Image = step("serving image of version 2", lambda: serving_image(project))
@@ -328,7 +336,7 @@ def serve_once(project: Path) -> dict[str, object]:
     port = free_port()
     command = [str(project / ".venv" / "bin" / "mlci"), "serve", "models/serving", "--port", str(port)]
     body = json.dumps({"dataframe_split": {"columns": list(features.columns), "data": features.to_numpy().tolist()}})
-    with ServerProcess(command, f"http://127.0.0.1:{port}/readyz", project / "serve.log", cwd=project) as server:
+    with ServerProcess(command, f"http://127.0.0.1:{port}/readyz", DEMO / "serve.log", cwd=project) as server:
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations", data=body.encode(), headers={"Content-Type": "application/json"}
         )
