@@ -62,11 +62,13 @@ SHARED_VENVS = "MLOPS_SHARED_VENVS"
 def setup(project: Path) -> Timed:
     """`make setup` in a baked project: its .venv from the hash-pinned locks.
 
-    With MLOPS_SHARED_VENVS naming a folder (the template's tests set it), the first project of each set of
-    locks runs `make setup` itself and leaves a hard-linked copy of its .venv there; a later project with the
-    same locks, Python and vendored mlci gets a copy of that (its scripts rewritten for their new path, its
-    own package installed editable), which `make setup` then finds up to date. Compiling the locks' bytecode
-    is most of a setup's 30 to 50 s, and this way each set compiles once per session.
+    With MLOPS_SHARED_VENVS naming a folder (the template's tests set it), the first project of each set of locks
+    runs `make setup` itself, its bytecode left uncompiled, and is noted there; a later project with the same
+    locks, Python and vendored mlci gets a hard-linked copy of that first project's .venv (its scripts rewritten
+    for their new path, its own package installed editable), which `make setup` then finds up to date. The copy
+    is taken when the later project is set up, so it holds the bytecode of every module the first project had
+    imported by then: each set compiles what the tests import, about a quarter of it, once per session, where
+    compiling it whole (`make setup`'s default) was most of a set-up's CPU time.
     """
     shared = os.environ.get(SHARED_VENVS)
     if not shared:
@@ -74,15 +76,17 @@ def setup(project: Path) -> Timed:
     cache = Path(shared) / _locks_digest(project)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with _locked(cache.with_name(cache.name + ".lock")):
-        if not (cache / "venv" / ".installed").is_file():
-            done = run(["make", "setup"], project).check()
-            _keep(project / ".venv", cache)
+        origin = cache / "origin"
+        if not origin.is_file() or not (Path(origin.read_text()) / ".installed").is_file():
+            done = run(["make", "setup", "COMPILE_BYTECODE="], project).check()
+            cache.mkdir(exist_ok=True)
+            origin.write_text(str(project / ".venv"))
             return done
         started = time.perf_counter()
-        if not _reuse(cache, project):
-            return run(["make", "setup"], project).check()
+        if not _reuse(Path(origin.read_text()), project):
+            return run(["make", "setup", "COMPILE_BYTECODE="], project).check()
         run(["make", "setup"], project).check()  # nothing left to do: it only checks
-        copied = f"{project / '.venv'} copied from {cache}\n"
+        copied = f"{project / '.venv'} copied from {origin.read_text()}\n"
         return Timed(["make", "setup"], 0, copied, "", time.perf_counter() - started)
 
 
@@ -109,24 +113,13 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _keep(venv: Path, cache: Path) -> None:
-    """A hard-linked copy of a set-up .venv, and the path its scripts name (none across file systems)."""
-    partial = cache.with_name(cache.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    if run(["cp", "-al", str(venv), str(partial / "venv")], venv.parent).returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        return
-    (partial / "origin").write_text(str(venv))
-    partial.rename(cache)
-
-
-def _reuse(cache: Path, project: Path) -> bool:
-    """The cached .venv into `project`: hard links, with every file that names the old path written anew (a
-    hard link is never written through, so the cache stays as it was), and the project's own editable install.
-    False, with nothing left behind, where the project is on another file system."""
-    origin, venv = (cache / "origin").read_text(), project / ".venv"
-    if run(["cp", "-al", str(cache / "venv"), str(venv)], project).returncode != 0:
+def _reuse(origin: Path, project: Path) -> bool:
+    """Another project's .venv into `project`: hard links, with every file that names the old path written anew
+    (a hard link is never written through, nor is a module's bytecode, which Python replaces whole, so the other
+    project's .venv stays as it was), without that project's editable install, with this one's. False, with
+    nothing left behind, where the project is on another file system."""
+    venv = project / ".venv"
+    if run(["cp", "-al", str(origin), str(venv)], project).returncode != 0:
         shutil.rmtree(venv, ignore_errors=True)
         return False
     site = next((venv / "lib").glob("python*/site-packages"))
@@ -138,10 +131,10 @@ def _reuse(cache: Path, project: Path) -> bool:
             shutil.rmtree(info)
     for path in [*(p for p in (venv / "bin").iterdir() if p.is_file() and not p.is_symlink()), venv / "pyvenv.cfg"]:
         data = path.read_bytes()
-        if origin.encode() in data:
+        if str(origin).encode() in data:
             mode = path.stat().st_mode
             path.unlink()
-            path.write_bytes(data.replace(origin.encode(), str(venv).encode()))
+            path.write_bytes(data.replace(str(origin).encode(), str(venv).encode()))
             path.chmod(mode)
     bin_ = venv / "bin"
     run([str(bin_ / "uv"), "pip", "install", "--quiet", "--python", str(bin_ / "python"), "--no-deps", "-e", "."],

@@ -21,8 +21,10 @@ os.environ.setdefault("PRE_COMMIT_HOME", str(ROOT / "build" / "pre-commit-cache"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: bakes a project and runs its pipeline for real")
+    # Python writes the bytecode of what it imports (the shared .venvs compile none at set-up: bakery.setup).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if not hasattr(config, "workerinput"):  # the controller: its xdist workers inherit the variable
-        # Baked projects with the same locks share one compiled .venv (bakery.setup): the first runs `make setup`.
+        # Baked projects with the same locks share one .venv (bakery.setup): the first runs `make setup`.
         # In the temporary folder, as pytest's own folders are: hard links need one file system.
         os.environ[SHARED_VENVS] = tempfile.mkdtemp(prefix="shared-venvs-")
 
