@@ -332,18 +332,21 @@ def alert_tests(rule: dict) -> dict:
     prediction = 'route="/invocations"'
     hpa = f'horizontalpodautoscaler="{PROJECT}"'
     series = []
-    cases = (  # namespace, 5xx a minute, slow, psi, trained, replicas, feedback (correct, wrong) a minute, rmse
-        ("bad", 10, True, 0.5, -40 * 86400, 10, (2, 2), 80.0),
-        ("scaling", 0, True, 0.1, 0, 4, (4, 0), 10.0),
-        ("good", 0, False, 0.1, 0, 2, (4, 0), 10.0),
+    # namespace, 5xx a minute, slow, (psi, rows in the drift window), trained, replicas, feedback (correct, wrong) a
+    # minute, rmse. `scaling`'s PSI is as high as `bad`'s, on a window of 20 rows: too few for drift to count.
+    cases = (
+        ("bad", 10, True, (0.5, 1000), -40 * 86400, 10, (2, 2), 80.0),
+        ("scaling", 0, True, (0.5, 20), 0, 4, (4, 0), 10.0),
+        ("good", 0, False, (0.1, 1000), 0, 2, (4, 0), 10.0),
     )
-    for namespace, errors, slow, psi, trained, replicas, (correct, wrong), rmse in cases:
+    for namespace, errors, slow, (psi, window), trained, replicas, (correct, wrong), rmse in cases:
         where = f'{job},namespace="{namespace}"'
         matched = correct + wrong
         series += [
             {"series": f'mlci_requests_total{{{where},{prediction},code="200"}}', "values": "0+90x180"},
             {"series": f'mlci_requests_total{{{where},{prediction},code="500"}}', "values": f"0+{errors}x180"},
             {"series": f'mlci_feature_psi{{{where},feature="mean radius"}}', "values": f"{psi}x180"},
+            {"series": f"mlci_drift_window_rows{{{where}}}", "values": f"{window}x180"},
             {"series": f"mlci_model_trained_timestamp_seconds{{{where}}}", "values": f"{trained}x180"},
             {"series": f'mlci_feedback_total{{{where},version="1",outcome="correct"}}', "values": f"0+{correct}x180"},
             {"series": f'mlci_feedback_total{{{where},version="1",outcome="wrong"}}', "values": f"0+{wrong}x180"},

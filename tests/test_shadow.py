@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from canary import Server, mirrored, save_candidate
+from canary import Server, mirrored, save_candidate, wait_scraped
 
 from bakery import bake, run
 from mlci.gitops.live import live_quality, shown
@@ -67,8 +67,28 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         sent = {where: running.score(namespace, features) for where, namespace in namespaces.items()}
         for namespace in namespaces.values():
             running.feedback(namespace, labels[:ROWS])
+        # The rules are judged on what all four servers counted in the end: with `for:` dropped, a rule evaluated
+        # between two servers' scrapes, one with more rows than the other, could fire for as long as that lasts.
+        settled(running.prometheus_url, 4 * ROWS)
         yield {"prometheus": running.prometheus_url, "namespaces": namespaces, "sent": sent, "labels": labels[:ROWS],
                "classes": list(data.target_names)}  # fmt: skip
+
+
+def settled(prometheus: str, rows: int) -> float:
+    """Wait until Prometheus has scraped every row scored and labelled, then until its rules were evaluated on
+    those scrapes; the time they had all been scraped by."""
+    wait_scraped(prometheus, "sum(mlci_predictions_total)", rows)
+    wait_scraped(prometheus, 'sum(mlci_feedback_total{outcome=~"correct|wrong"})', rows)
+    scraped = time.time()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{prometheus}/api/v1/rules", timeout=30) as response:
+            groups = json.load(response)["data"]["groups"]
+        evaluated = [datetime.fromisoformat(g["lastEvaluation"]).timestamp() for g in groups]
+        if evaluated and min(evaluated) > scraped:
+            return scraped
+        time.sleep(0.5)
+    raise RuntimeError("Prometheus evaluated no rule after the last scrape within 60 s")
 
 
 def firing(prometheus: str) -> set[tuple[str, str]]:
