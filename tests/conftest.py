@@ -71,13 +71,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     from xdist.scheduler import LoadScopeScheduling
 
     class CostliestFirst(LoadScopeScheduling):  # type: ignore[misc]
-        waiting: str | None = None  # the waiting worker's id, the last of those the run began with
-
         def _waits(self, node: object) -> bool:
-            """Whether `node` is the worker kept for the waiting units."""
-            if self.waiting is None and config.getoption("waiting_worker") and len(self.nodes) > 1:
-                self.waiting = max((n.gateway.id for n in self.nodes), key=lambda id_: int(id_.removeprefix("gw")))
-            return node.gateway.id == self.waiting
+            """Whether `node` is the worker kept for the waiting units: the last of those the run began with."""
+            last = f"gw{self.numnodes - 1}"
+            return bool(config.getoption("waiting_worker")) and self.numnodes > 1 and node.gateway.id == last
 
         def _units_for(self, node: object) -> list[str]:
             """The units `node` may take: the waiting worker only waiting units; another worker any other unit,
